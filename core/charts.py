@@ -1,0 +1,116 @@
+"""Plotly figures for the app: accuracy vs size/latency with the Pareto front, training curves,
+confusion matrices and class counts. Plain functions of plain data; no Streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import plotly.graph_objects as go
+
+ACCENT = "#0F766E"
+MUTED = "#94A3B8"
+HIGHLIGHT = "#F59E0B"
+
+X_AXES = {
+    "params": ("Parameters (millions, log scale)", lambda r: r["params"] / 1e6),
+    "size_mb": ("Model size (MB, float32, log scale)", lambda r: r["size_mb"]),
+    "latency_ms": ("Latency on this host (ms per image, batch 1, log scale)", lambda r: r["latency_ms"]),
+}
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: smaller-or-equal x and higher-or-equal y (one strictly).
+
+    Returned in increasing x order, which is the order to draw the front line in.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best_y = [], float("-inf")
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
+def _layout(fig: go.Figure, **kwargs) -> go.Figure:
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2), **kwargs)
+    return fig
+
+
+def tradeoff_scatter(results: list[dict[str, Any]], x: str = "params", recommended: str | None = None) -> go.Figure:
+    """Validation accuracy against `x` ("params", "size_mb" or "latency_ms") on a log axis, with the front."""
+    title, value = X_AXES[x]
+    ok = [r for r in results if r.get("status") == "ok" and r.get("val_accuracy") is not None]
+    xs = [value(r) for r in ok]
+    ys = [r["val_accuracy"] * 100 for r in ok]
+    hover = [
+        f"<b>{r['model']}</b><br>accuracy {r['val_accuracy']:.1%}<br>{r['params'] / 1e6:.2f}M params, "
+        f"{r['size_mb']:.1f} MB<br>{r['latency_ms']:.1f} ms/image, input {r['input_size']} px"
+        for r in ok
+    ]
+    fig = go.Figure()
+    front = pareto_front(list(zip(xs, ys)))
+    if len(front) > 1:
+        fig.add_trace(go.Scatter(
+            x=[xs[i] for i in front], y=[ys[i] for i in front], mode="lines", name="Pareto front",
+            line=dict(color=MUTED, dash="dash", shape="hv"), hoverinfo="skip",
+        ))  # fmt: skip
+    colors = [HIGHLIGHT if r["model"] == recommended else ACCENT for r in ok]
+    sizes = [18 if r["model"] == recommended else 11 for r in ok]
+    fig.add_trace(go.Scatter(
+        x=xs, y=ys, mode="markers+text", name="models", text=[r["model"] for r in ok],
+        textposition="top center", hovertext=hover, hoverinfo="text",
+        marker=dict(color=colors, size=sizes, line=dict(color="white", width=1)),
+    ))  # fmt: skip
+    if recommended in {r["model"] for r in ok}:
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"recommended: {recommended}",
+                                 marker=dict(color=HIGHLIGHT, size=14)))  # fmt: skip
+    fig.update_xaxes(type="log", title=title)
+    fig.update_yaxes(title="Validation accuracy (%)")
+    return _layout(fig, height=430)
+
+
+def history_figure(history: list[dict[str, Any]], metric: str = "val_accuracy") -> go.Figure:
+    """One line per model of `metric` per epoch (accuracies in %)."""
+    fig = go.Figure()
+    scale = 100 if "accuracy" in metric else 1
+    for model in dict.fromkeys(row["model"] for row in history):
+        rows = [row for row in history if row["model"] == model and metric in row]
+        fig.add_trace(go.Scatter(
+            x=[row["epoch"] for row in rows], y=[row[metric] * scale for row in rows], mode="lines+markers", name=model,
+        ))  # fmt: skip
+    label = metric.replace("val_", "validation ").replace("_", " ")
+    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_yaxes(title=label + (" (%)" if scale == 100 else ""))
+    return _layout(fig, height=300, title=label.capitalize())
+
+
+def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    fig = go.Figure(go.Heatmap(
+        z=confusion, x=classes, y=classes, colorscale="Teal", text=confusion, texttemplate="%{text}",
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
+    ))  # fmt: skip
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return _layout(fig, height=max(260, 60 * len(classes) + 120))
+
+
+def class_counts_figure(counts: dict[str, dict[str, int]]) -> go.Figure:
+    """Grouped bars: images per class, one bar per split."""
+    fig = go.Figure()
+    for split, per_class in counts.items():
+        fig.add_trace(go.Bar(x=list(per_class), y=list(per_class.values()), name=split, text=list(per_class.values())))
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title="images")
+    return _layout(fig, height=320)
+
+
+def probabilities_figure(classes: list[str], probabilities: list[float]) -> go.Figure:
+    order = sorted(range(len(classes)), key=lambda i: probabilities[i])
+    fig = go.Figure(go.Bar(
+        x=[probabilities[i] * 100 for i in order], y=[classes[i] for i in order], orientation="h",
+        text=[f"{probabilities[i]:.1%}" for i in order], marker_color=ACCENT,
+    ))  # fmt: skip
+    fig.update_xaxes(title="probability (%)", range=[0, 105])
+    return _layout(fig, height=max(160, 40 * len(classes) + 80))

@@ -1,0 +1,109 @@
+"""Command line: the same work as the app, headless.
+
+    python -m core models
+    python -m core sweep DATA --models MobileNetV2:0.35,MobileNet:0.25 [--image-size 160] [--epochs 20]
+                              [--weights imagenet|none] [--out results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Bench: compare Keras models on your images.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    commands.add_parser("models", help="list the model zoo with weights cache status")
+
+    sweep = commands.add_parser("sweep", help="train a head on each model's frozen features and compare them")
+    sweep.add_argument("data", help="dataset folder (train/ + validation/, or one folder per class) or .zip")
+    sweep.add_argument("--models", required=True, help="comma-separated ids, e.g. MobileNetV2:0.35,ResNet50")
+    sweep.add_argument("--image-size", type=int, help="input size for every model (default: each model's own)")
+    sweep.add_argument("--epochs", type=int, default=20, help="maximum head epochs (early stopping on val loss)")
+    sweep.add_argument("--weights", choices=("imagenet", "none"), default="imagenet")
+    sweep.add_argument("--val-split", type=float, default=0.2, help="validation share for class-folder datasets")
+    sweep.add_argument("--seed", type=int, default=1337)
+    sweep.add_argument("--out", type=Path, help="write results and the recommendation as JSON")
+
+    worker = commands.add_parser("worker", help=argparse.SUPPRESS)
+    worker.add_argument("run_id", type=int)
+
+    args = parser.parse_args(argv)
+    if args.command == "models":
+        return _models()
+    if args.command == "worker":
+        from core.worker import run_worker
+
+        return run_worker(args.run_id)
+    return _sweep(args)
+
+
+def _models() -> int:
+    from core.zoo import zoo
+
+    table = pd.DataFrame([spec.describe() for spec in zoo().values()])
+    table["params"] = (table["params"] / 1e6).round(2)
+    table["weights_cached"] = table["weights_cached"].map({True: "cached", False: "download"})
+    columns = ["model", "family", "params", "feature_dim", "default_size", "imagenet_top1", "weights_mb", "weights_cached"]
+    print(table[columns].rename(columns={"params": "params_M"}).to_string(index=False))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from core.data import DatasetError
+    from core.sweep import SweepSettings, run_sweep
+
+    try:
+        settings = SweepSettings(
+            models=[m for m in args.models.split(",") if m.strip()],
+            image_size=args.image_size,
+            epochs=args.epochs,
+            weights=args.weights,
+            val_split=args.val_split,
+            seed=args.seed,
+        )
+        outcome = run_sweep(args.data, settings, on_progress=_progress_bar)
+    except (ValueError, DatasetError) as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    _print_table(outcome["results"])
+    recommendation = outcome["recommendation"]
+    if recommendation:
+        print(f"\nRecommendation: {recommendation['model']}\n{recommendation['reason']}")
+    if args.out:
+        args.out.write_text(json.dumps({k: outcome[k] for k in ("run_id", "results", "recommendation")}, indent=2))
+        print(f"Results written to {args.out}")
+    return 0 if any(r["status"] == "ok" for r in outcome["results"]) else 1
+
+
+def _progress_bar(progress) -> None:
+    width = 30
+    filled = int(progress.fraction * width)
+    step = f"epoch {progress.epoch}/{progress.epochs}" if progress.stage == "training head" else (
+        f"{progress.done}/{progress.total}" if progress.total else ""
+    )
+    line = (
+        f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.fraction:4.0%} "
+        f"model {min(progress.index + 1, len(progress.models))}/{len(progress.models)} "
+        f"{progress.model or ''} {progress.stage} {step}"
+    )
+    print(f"{line:<110}", end="", file=sys.stderr, flush=True)
+
+
+def _print_table(results: list[dict]) -> None:
+    ok = [r for r in results if r["status"] == "ok"]
+    if ok:
+        table = pd.DataFrame(ok).sort_values("val_accuracy", ascending=False)
+        table["val_accuracy"] = (table["val_accuracy"] * 100).round(1)
+        table["params_M"] = (table["params"] / 1e6).round(2)
+        columns = ["model", "val_accuracy", "params_M", "size_mb", "input_size", "latency_ms", "feature_seconds", "head_seconds"]
+        print(table[columns].to_string(index=False))
+    for failed in (r for r in results if r["status"] != "ok"):
+        print(f"FAILED {failed['model']}: {failed['error']}")

@@ -1,0 +1,80 @@
+"""Predictions from a trained run: a stored head on its frozen base, and ImageNet labels from a full top."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from core.data import resized
+from core.features import FrozenBase
+from core.store import Store
+from core.zoo import keras_cache, parse_model_id
+
+
+@dataclass
+class Classifier:
+    """Base + trained head of one model of a run."""
+
+    model: str
+    classes: list[str]
+    base: FrozenBase
+    head: object  # keras.Model
+
+    def predict(self, images: list[Image.Image]) -> np.ndarray:
+        """Class probabilities, shape (len(images), len(classes)), for RGB images of any size."""
+        batch = np.stack([resized(image, self.base.size) for image in images])
+        return np.asarray(self.head(self.base(batch), training=False))
+
+
+def load_classifier(run_id: int, model: str, store: Store | None = None) -> Classifier:
+    """The classifier trained for `model` in run `run_id`."""
+    import keras
+
+    results = {r["model"]: r for r in (store or Store()).results(run_id)}
+    result = results.get(model)
+    if result is None or result.get("status") != "ok":
+        raise ValueError(f"Run {run_id} has no trained model {model!r}. Trained: {sorted(results)}")
+    spec, _ = parse_model_id(model)
+    base = FrozenBase(spec, result["input_size"], result["weights"])
+    head = keras.models.load_model(result["head_path"])
+    return Classifier(model, result["classes"], base, head)
+
+
+def imagenet_top5(model_id: str, image: Image.Image) -> list[tuple[str, float]]:
+    """The five most likely ImageNet labels from the model's full 1000-class network.
+
+    Raises `WeightsUnavailable` when the full network's weights are neither cached nor downloadable.
+    """
+    spec, size = parse_model_id(model_id)
+    size = size or spec.default_size
+    model = spec.build(size, "imagenet", include_top=True)
+    batch = spec.preprocess_input(resized(image, size)[None].astype("float32"))
+    probabilities = np.asarray(model(batch, training=False))[0]
+    labels = _imagenet_labels()
+    best = np.argsort(probabilities)[::-1][:5]
+    return [(labels[i], float(probabilities[i])) for i in best]
+
+
+def _imagenet_labels() -> list[str]:
+    """The 1000 ImageNet labels from the Keras cache, downloading them through Keras when missing."""
+    path = keras_cache() / "models" / "imagenet_class_index.json"
+    if not path.exists():
+        import keras
+
+        path = Path(
+            keras.utils.get_file(
+                "imagenet_class_index.json",
+                "https://storage.googleapis.com/download.tensorflow.org/data/imagenet_class_index.json",
+                cache_subdir="models",
+            )
+        )
+    index = json.loads(path.read_text())
+    return [index[str(i)][1] for i in range(len(index))]
+
+
+def resized(image: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), np.uint8)

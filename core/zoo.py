@@ -1,0 +1,175 @@
+"""The model zoo: every `keras.applications` constructor, and its width variants, described as data.
+
+Constructors are discovered from the installed Keras; what Keras cannot tell without building a model
+(parameter count, feature size, published ImageNet accuracy, the weights file it downloads) sits in
+`zoo_facts.py`, one row per model, and `tests/test_zoo.py` checks those rows against real builds.
+
+A model id is `Constructor`, `Constructor:variant` or either with `@size`: `ResNet50`,
+`MobileNetV2:0.35`, `MobileNetV3Small:min`, `MobileNet:0.25@128`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from core.zoo_facts import FAMILIES, MODEL_FACTS, Family
+
+WEIGHTS = ("imagenet", "none")
+
+
+class WeightsUnavailable(RuntimeError):
+    """ImageNet weights are neither in the Keras cache nor downloadable."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One pretrained configuration: a constructor, its variant arguments and what is known about it."""
+
+    id: str
+    constructor: str
+    family: Family
+    default_size: int
+    params: int  # without the classification top
+    feature_dim: int  # length of the globally pooled feature vector
+    imagenet_top1: float | None  # published top-1 accuracy (%) of the full ImageNet model
+    weights_file: str  # Keras' cache file name for the no-top weights ("{size}" where sizes differ)
+    kwargs: dict = field(default_factory=dict)  # variant arguments: alpha, minimalistic
+
+    @property
+    def min_size(self) -> int:
+        return self.family.min_size
+
+    @property
+    def weights_size_mb(self) -> float:
+        """Size of the float32 no-top weights in MB (what a download costs)."""
+        return self.params * 4 / 1e6
+
+    @cached_property
+    def preprocess_input(self) -> Callable:
+        """The `preprocess_input` of the model's own Keras module: exactly what its weights expect."""
+        import keras
+
+        return getattr(keras.applications, self.family.module).preprocess_input
+
+    def check_size(self, size: int) -> int:
+        if not isinstance(size, int) or size < self.min_size:
+            raise ValueError(
+                f"{self.id} needs an input size of at least {self.min_size} px. Received: size={size}"
+            )
+        return size
+
+    def weights_filename(self, size: int | None = None) -> str:
+        """The file Keras caches these no-top ImageNet weights as, for an input of `size` px."""
+        size = size or self.default_size
+        if self.family.weight_sizes and size not in self.family.weight_sizes:
+            size = self.default_size  # Keras falls back to its default-size weights
+        return self.weights_file.format(size=size)
+
+    def weights_path(self, size: int | None = None) -> Path:
+        return keras_cache() / "models" / self.weights_filename(size)
+
+    def weights_cached(self, size: int | None = None) -> bool:
+        return self.weights_path(size).exists()
+
+    def build(self, size: int | None = None, weights: str = "imagenet", include_top: bool = False):
+        """Build the model. Without the top, it ends in global average pooling (a feature vector).
+
+        Raises `WeightsUnavailable` when ImageNet weights are neither cached nor downloadable.
+        """
+        import keras
+
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}. Received: weights={weights}")
+        size = self.check_size(size or self.default_size)
+        constructor = getattr(keras.applications, self.constructor)
+        arguments = dict(
+            include_top=include_top,
+            weights=None if weights == "none" else weights,
+            input_shape=(size, size, 3),
+            **self.kwargs,
+        )
+        if not include_top:
+            arguments["pooling"] = "avg"
+        try:
+            return constructor(**arguments)
+        except Exception as error:  # Keras raises a bare Exception for a failed download
+            if weights == "imagenet" and "fetch failure" in str(error):
+                raise WeightsUnavailable(
+                    f"ImageNet weights for {self.id} are not in the Keras cache "
+                    f"({self.weights_path(size)}) and could not be downloaded ({error}). "
+                    "Connect to the internet once, copy the file there, or run it untrained "
+                    "with weights='none'."
+                ) from error
+            raise
+
+    def describe(self) -> dict:
+        """Plain data for tables and JSON."""
+        return {
+            "model": self.id,
+            "family": self.family.name,
+            "constructor": self.constructor,
+            "params": self.params,
+            "feature_dim": self.feature_dim,
+            "default_size": self.default_size,
+            "min_size": self.min_size,
+            "imagenet_top1": self.imagenet_top1,
+            "weights_mb": round(self.weights_size_mb, 1),
+            "weights_cached": self.weights_cached(),
+            "preprocessing": self.family.preprocessing,
+            "paper": self.family.paper,
+            "year": self.family.year,
+        }
+
+
+def keras_cache() -> Path:
+    """Keras' cache folder: `$KERAS_HOME`, else `~/.keras`, else `/tmp/.keras` when not writable."""
+    base = Path(os.environ.get("KERAS_HOME") or Path("~/.keras").expanduser())
+    if not os.access(base if base.exists() else base.parent, os.W_OK):
+        base = Path("/tmp/.keras")
+    return base
+
+
+def _discover() -> dict[str, ModelSpec]:
+    """One spec per model id: every applications constructor with a row in the facts table."""
+    import keras
+
+    specs = {}
+    for name, constructor in sorted(vars(keras.applications).items()):
+        if not (inspect.isfunction(constructor) and name[0].isupper()):
+            continue
+        module = constructor.__module__.rsplit(".", 1)[-1]
+        for model_id, facts in MODEL_FACTS.items():
+            if model_id.split(":")[0] == name:
+                specs[model_id] = ModelSpec(id=model_id, constructor=name, family=FAMILIES[module], **facts)
+    return specs
+
+
+_ZOO: dict[str, ModelSpec] = {}
+
+
+def zoo() -> dict[str, ModelSpec]:
+    """All models, by id, in a stable order (built on first use: importing Keras takes seconds)."""
+    if not _ZOO:
+        _ZOO.update(_discover())
+    return _ZOO
+
+
+def parse_model_id(model_id: str) -> tuple[ModelSpec, int | None]:
+    """`MobileNet:0.25@128` -> (the MobileNet:0.25 spec, 128). The size is None when not given."""
+    text, _, size_text = model_id.strip().partition("@")
+    spec = zoo().get(text)
+    if spec is None:
+        base = text.split(":")[0]
+        variants = [key for key in zoo() if key.split(":")[0] == base]
+        hint = f" Variants of {base}: {', '.join(variants)}." if variants else " See `python -m core models`."
+        raise ValueError(f"Unknown model id.{hint} Received: model={model_id!r}")
+    if not size_text:
+        return spec, None
+    if not size_text.isdigit():
+        raise ValueError(f"The size after '@' must be a whole number of pixels. Received: model={model_id!r}")
+    return spec, spec.check_size(int(size_text))

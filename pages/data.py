@@ -1,0 +1,105 @@
+"""Data: load a folder-per-class image dataset, check it, and keep it for the Train page."""
+
+import streamlit as st
+
+from core import config, uploads
+from core.charts import class_counts_figure
+from core.data import SAMPLE_DATASETS, DatasetError, ImageProblem, load_dataset, open_image, sample_dataset
+
+MAX_UPLOAD_MB = getattr(config, "HOSTED_MAX_UPLOAD_MB", 50)
+MAX_IMAGES = getattr(config, "HOSTED_MAX_IMAGES", 1000)
+HOSTED = config.hosted()
+PER_CLASS = 6
+
+st.title("Data")
+st.caption("A dataset is one folder per class (`cats/`, `dogs/`, …), optionally inside `train/` and `validation/`.")
+
+
+@st.cache_data(show_spinner="Checking every image…", max_entries=8)
+def load(source: str, val_split: float, seed: int):
+    return load_dataset(source, val_split=val_split, seed=seed, max_images=MAX_IMAGES if HOSTED else None)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def thumbnail(path: str):
+    image = open_image(path)
+    image.thumbnail((180, 180))
+    return image
+
+
+def use(source) -> None:
+    st.session_state.dataset = str(source)
+
+
+sources = ["Sample dataset", "Upload a .zip", "Upload a folder"] + ([] if HOSTED else ["Server path"])
+how = st.radio("Source", sources, horizontal=True, label_visibility="collapsed")
+upload_mb = MAX_UPLOAD_MB if HOSTED else None
+try:
+    if how == "Sample dataset":
+        name = st.selectbox("Sample", list(SAMPLE_DATASETS), format_func=lambda n: SAMPLE_DATASETS[n].description)
+        if st.button("Load sample", type="primary", icon=":material/download:"):
+            with st.spinner("Fetching the sample (once)…"):
+                use(sample_dataset(name))
+    elif how == "Upload a .zip":
+        zipped = st.file_uploader("Zip of class folders", type=["zip"], max_upload_size=upload_mb)
+        if zipped is not None:
+            use(uploads.save_zip(zipped.name, zipped.getvalue()))
+    elif how == "Upload a folder":
+        files = st.file_uploader("Folder of class folders", accept_multiple_files="directory", max_upload_size=upload_mb)
+        if files:
+            use(uploads.save_folder([(f.name, f.getvalue()) for f in files]))
+    else:
+        path = st.text_input("Folder or .zip on the server", placeholder="/data/my-images")
+        if st.button("Load path", type="primary") and path.strip():
+            use(path.strip())
+    source = st.session_state.get("dataset")
+    dataset = load(source, st.session_state.get("val_split", 0.2), st.session_state.get("seed", 1337)) if source else None
+except (DatasetError, ValueError, OSError) as error:
+    st.error(str(error), icon=":material/error:")
+    st.session_state.pop("dataset", None)
+    dataset = None
+
+if dataset is None:
+    st.info("Pick a source above. The cats-vs-dogs sample is one click away: **Load sample**.", icon=":material/info:")
+    st.stop()
+
+report = dataset.report
+st.success(f"Using **{dataset.root.name}** for training: `{dataset.root}`", icon=":material/check_circle:")
+cols = st.columns(5)
+cols[0].metric("Classes", len(dataset.classes))
+cols[1].metric("Train images", f"{len(dataset.train):,}")
+cols[2].metric("Validation images", f"{len(dataset.validation):,}")
+cols[3].metric("Imbalance (largest/smallest)", f"{report.imbalance:.2f}x")
+cols[4].metric("Skipped files", len(report.skipped))
+st.caption(f"Layout: {report.layout}.")
+for warning in report.warnings:
+    st.warning(warning, icon=":material/warning:")
+
+left, right = st.columns([3, 2])
+with left:
+    st.subheader("Images per class")
+    st.plotly_chart(class_counts_figure(report.counts), key="counts")
+with right:
+    st.subheader("Counts")
+    st.dataframe({"class": report.classes, **{s: list(c.values()) for s, c in report.counts.items()}}, hide_index=True)
+    if report.skipped:
+        st.subheader("Skipped files")
+        st.dataframe([{"file": s.path, "reason": s.reason} for s in report.skipped], hide_index=True)
+    if report.duplicates:
+        st.subheader("Duplicates")
+        st.dataframe(
+            [{"files": ", ".join(d.paths), "in both splits (leakage)": d.leakage} for d in report.duplicates],
+            hide_index=True,
+        )
+
+st.subheader("Samples")
+for label, name in enumerate(dataset.classes):
+    records = [r for r in dataset.train if r.label == label][:PER_CLASS]
+    st.markdown(f"**{name}**")
+    for column, record in zip(st.columns(PER_CLASS), records):
+        try:
+            column.image(thumbnail(str(record.path)), caption=record.path.name)
+        except ImageProblem as problem:
+            column.error(f"{record.path.name}: {problem.reason}")
+
+st.page_link("pages/models.py", label="Next: choose the models", icon=":material/arrow_forward:")

@@ -1,0 +1,82 @@
+"""Models: pick the candidates from the Keras applications zoo and see what each one is."""
+
+import pandas as pd
+import streamlit as st
+
+from core import config
+from core.architecture import summarize
+from core.zoo import zoo
+
+DEFAULT_MODELS = ["MobileNetV2:0.35", "MobileNet:0.25"]
+LIGHT_PARAMS = 5_000_000
+MAX_PARAMS = getattr(config, "HOSTED_MAX_PARAMS", LIGHT_PARAMS) if config.hosted() else None
+
+st.title("Models")
+
+
+@st.cache_resource(show_spinner="Loading the model zoo…")
+def catalog() -> pd.DataFrame:
+    table = pd.DataFrame([spec.describe() for spec in zoo().values()]).set_index("model", drop=False)
+    return table if MAX_PARAMS is None else table[table["params"] <= MAX_PARAMS]
+
+
+@st.cache_data(show_spinner="Building the architecture (untrained)…", max_entries=32)
+def architecture(model_id: str) -> dict:
+    return summarize(model_id)
+
+
+table = catalog()
+st.session_state.setdefault("models", [m for m in DEFAULT_MODELS if m in table.index])
+if "models_widget" not in st.session_state:
+    st.session_state.models_widget = st.session_state.models
+
+with st.sidebar:
+    st.header("Filter the zoo")
+    light = st.toggle("Light models only (< 5M parameters)", value=False)
+    families = st.multiselect("Families", sorted(table["family"].unique()), placeholder="All families")
+    max_m = st.slider("Max parameters (millions)", 0.5, float(table["params"].max() / 1e6) + 1, float(table["params"].max() / 1e6) + 1, 0.5)
+    shown = table[(table["params"] <= (LIGHT_PARAMS if light else max_m * 1e6))]
+    if families:
+        shown = shown[shown["family"].isin(families)]
+    options = list(dict.fromkeys(list(shown.index) + st.session_state.models_widget))
+    chosen = st.multiselect("Models to compare", options, key="models_widget", placeholder="Type to search…")
+    st.session_state.models = chosen
+    st.caption(f"{len(shown)} of {len(table)} models match the filters. The choice is kept for the Train page.")
+
+if not chosen:
+    st.info("Choose at least one model in the sidebar.", icon=":material/info:")
+    st.stop()
+
+overview = table.loc[chosen, ["model", "family", "params", "feature_dim", "default_size", "imagenet_top1", "weights_mb", "weights_cached", "year"]]
+st.dataframe(
+    overview.assign(params=overview["params"] / 1e6),
+    hide_index=True,
+    column_config={
+        "params": st.column_config.NumberColumn("params (M)", format="%.2f"),
+        "feature_dim": "feature size",
+        "default_size": st.column_config.NumberColumn("input (px)"),
+        "imagenet_top1": st.column_config.NumberColumn("ImageNet top-1 %", format="%.1f"),
+        "weights_mb": st.column_config.NumberColumn("weights (MB)", format="%.1f"),
+        "weights_cached": st.column_config.CheckboxColumn("cached"),
+    },
+)
+
+for model_id in chosen:
+    row = table.loc[model_id]
+    st.subheader(model_id)
+    arch = architecture(model_id)
+    cols = st.columns(6)
+    cols[0].metric("Parameters", f"{row['params']:,}")
+    cols[1].metric("Depth (weighted layers)", arch["depth"])
+    cols[2].metric("Input size", f"{row['default_size']} px", help=f"minimum {row['min_size']} px")
+    cols[3].metric("Feature size", f"{row['feature_dim']:,}")
+    cols[4].metric("ImageNet top-1", f"{row['imagenet_top1']:.1f}%" if pd.notna(row["imagenet_top1"]) else "n/a")
+    cols[5].metric("Weights", "cached" if row["weights_cached"] else f"{row['weights_mb']:.1f} MB to download")
+    st.caption(f"{row['family']}: *{row['paper']}* ({row['year']}). Preprocessing: {row['preprocessing']}.")
+    with st.expander(f"Architecture: {arch['layer_count']} layers"):
+        left, right = st.columns([3, 1])
+        left.dataframe(arch["layers"], hide_index=True, height=320)
+        right.dataframe(arch["by_type"], hide_index=True, height=320)
+        st.caption(f"Built untrained at {arch['size']} px; output shapes are for that size.")
+
+st.page_link("pages/train.py", label="Next: train and compare them", icon=":material/arrow_forward:")

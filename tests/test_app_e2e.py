@@ -1,0 +1,131 @@
+"""The whole journey in a real browser: sample data, two pretrained models, a background sweep with
+live progress that survives page switches and reloads, the comparison and a prediction."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e import VIEWPORT, goto, screenshot, wait_for_app
+
+pytest_plugins = ["e2e"]
+
+MODELS = ["MobileNetV2:0.35", "MobileNet:0.25"]
+SWEEP_TIMEOUT_MS = 300_000
+
+
+class PeakMemory(threading.Thread):
+    """Samples the RSS of a process plus all its descendants (the sweep worker) until stopped."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_mb, self.stopped = pid, 0.0, threading.Event()
+
+    def run(self):
+        import psutil
+
+        root = psutil.Process(self.pid)
+        while not self.stopped.wait(0.25):
+            total = 0
+            for process in [root, *root.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_mb = max(self.peak_mb, total / 2**20)
+
+
+def tall_screenshot(page, name: str) -> Path:
+    """Streamlit scrolls inside its main container, so a full-page shot needs a viewport as tall as the page."""
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=stMainBlockContainer], [data-testid=stMain]')]"
+        ".map(e => e.scrollHeight), window.innerHeight)"
+    )
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": min(int(height) + 80, 5000)})
+    page.wait_for_timeout(600)  # charts re-layout to the new size
+    path = screenshot(page, name)
+    page.set_viewport_size(VIEWPORT)
+    return path
+
+
+def nav(page, name: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
+    page.get_by_role("heading", name=name, exact=True).first.wait_for(state="visible", timeout=60_000)
+
+
+@pytest.mark.e2e
+def test_sweep_journey(app_server, page, cats_and_dogs):
+    print(f"\nfirst paint (first load -> title visible): {app_server.first_paint_seconds:.2f} s; "
+          f"startup {app_server.startup_seconds:.2f} s")  # fmt: skip
+    goto(page, app_server)
+
+    # Data: the sample is one click away.
+    nav(page, "Data")
+    wait_for_app(page)
+    page.get_by_role("button", name="Load sample").click()
+    page.get_by_text("Train images").wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert page.get_by_test_id("stMetricValue").filter(has_text="2,000").count() == 1
+    page.get_by_test_id("stImage").nth(11).wait_for(timeout=30_000)  # 6 sample thumbnails per class
+    tall_screenshot(page, "data")
+
+    # Models: the two small defaults are selected.
+    nav(page, "Models")
+    page.get_by_text("Depth (weighted layers)").first.wait_for(timeout=120_000)
+    wait_for_app(page)
+    for model in MODELS:
+        assert page.get_by_role("heading", name=model).is_visible()
+    tall_screenshot(page, "models")
+
+    # Train: start, watch progress, leave and come back, reload, wait for the end.
+    nav(page, "Train")
+    wait_for_app(page)
+    memory = PeakMemory(app_server.process.pid)
+    memory.start()
+    started = time.perf_counter()
+    page.get_by_role("button", name="Start sweep").click()
+    running = page.get_by_role("heading", name="Run #").filter(has_text="running")
+    running.wait_for(timeout=60_000)
+    page.get_by_text("images").filter(has_text="/").first.wait_for(timeout=120_000)  # "n/3000 images"
+    screenshot(page, "train_running")
+
+    nav(page, "Compare")
+    nav(page, "Train")
+    running.wait_for(timeout=30_000)
+    assert page.get_by_role("progressbar").first.is_visible()
+
+    goto_started = time.perf_counter()
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Run #").filter(has_text="running").wait_for(timeout=60_000)
+    print(f"reload -> running sweep shown again: {time.perf_counter() - goto_started:.2f} s")
+
+    page.get_by_role("heading", name="Run #").filter(has_text="done").wait_for(timeout=SWEEP_TIMEOUT_MS)
+    sweep_seconds = time.perf_counter() - started
+    memory.stopped.set()
+    memory.join()
+    print(f"two-model sweep: {sweep_seconds:.1f} s; peak RSS of server + worker: {memory.peak_mb:.0f} MB")
+    wait_for_app(page)
+    assert page.get_by_text(re.compile(r"\d% validation accuracy")).count() == 2
+    tall_screenshot(page, "train_done")
+
+    # Compare: the scatter plots, the recommendation and the table.
+    page.get_by_role("link", name="See the comparison").click()
+    page.get_by_text("Recommended:").wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert page.get_by_test_id("stPlotlyChart").count() == 3
+    assert page.get_by_test_id("stDataFrame").count() >= 2
+    tall_screenshot(page, "compare")
+
+    # Predict: a real cat photo from the validation set.
+    nav(page, "Predict")
+    wait_for_app(page)
+    cat = sorted((cats_and_dogs / "validation" / "cats").glob("*.jpg"))[0]
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(cat))
+    page.get_by_text("image(s) classified").wait_for(timeout=120_000)
+    wait_for_app(page)
+    assert page.get_by_text("cats (", exact=False).first.is_visible()
+    tall_screenshot(page, "predict")

@@ -1,0 +1,131 @@
+"""End to end on real data: the shared cats-and-dogs photos and real ImageNet weights, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data import open_image
+from core.predict import imagenet_top5, load_classifier
+from core.store import Store
+from core.sweep import SweepSettings, run_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MODELS = ["MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25"]
+MINIMUM_ACCURACY = {"MobileNetV2:0.35": 0.95, "MobileNet:0.75": 0.97, "MobileNet:0.25": 0.93}
+
+
+@pytest.fixture(scope="module")
+def sweep(cats_and_dogs):
+    """One cold sweep of the three shared pretrained models (features land in the session's cache)."""
+    return run_sweep(cats_and_dogs, SweepSettings(models=SHARED_MODELS))
+
+
+def test_pretrained_models_reach_their_accuracy(sweep):
+    accuracy = {r["model"]: r["val_accuracy"] for r in sweep["results"]}
+    for model, minimum in MINIMUM_ACCURACY.items():
+        assert accuracy[model] >= minimum, (model, accuracy[model])
+
+
+def test_results_carry_metrics_sizes_and_timings(sweep):
+    for result in sweep["results"]:
+        assert result["status"] == "ok"
+        assert result["input_size"] == 224 and result["weights"] == "imagenet"
+        assert sum(c["support"] for c in result["per_class"]) == 1000
+        assert np.array(result["confusion"]).sum() == 1000
+        assert np.trace(result["confusion"]) / 1000 == pytest.approx(result["val_accuracy"])
+        assert result["latency_ms"] > 0 and result["throughput_ips"] > 0
+        assert result["feature_seconds"] > 0 and not result["features_cached"]
+        assert result["params"] > result["base_params"] > 0
+
+
+def test_recommendation_is_the_smallest_model_close_to_the_best(sweep):
+    results = {r["model"]: r for r in sweep["results"]}
+    recommendation = sweep["recommendation"]
+    best = max(r["val_accuracy"] for r in results.values())
+    chosen = results[recommendation["model"]]
+    assert chosen["val_accuracy"] >= best - 0.01
+    assert all(r["params"] >= chosen["params"] for r in results.values() if r["val_accuracy"] >= best - 0.01)
+    assert recommendation["model"] in recommendation["reason"]
+
+
+def test_sweep_is_stored_as_it_goes(sweep):
+    store = Store()
+    run = store.run(sweep["run_id"])
+    assert run["status"] == "done"
+    assert run["report"]["counts"]["validation"] == {"cats": 500, "dogs": 500}
+    assert [r["model"] for r in store.results(sweep["run_id"])] == SHARED_MODELS
+    history = store.history(sweep["run_id"], "MobileNet:0.25")
+    assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= history[0].keys()
+
+
+def test_second_run_reads_features_from_the_cache(sweep, cats_and_dogs):
+    again = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"]))
+    result = again["results"][0]
+    assert result["features_cached"]
+    first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
+    assert result["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.005)
+
+
+def test_trained_classifier_predicts_a_held_out_photo(sweep, cats_and_dogs):
+    classifier = load_classifier(sweep["run_id"], "MobileNet:0.75")
+    cats = sorted((cats_and_dogs / "validation" / "cats").glob("*.jpg"))[:4]
+    dogs = sorted((cats_and_dogs / "validation" / "dogs").glob("*.jpg"))[:4]
+    probabilities = classifier.predict([open_image(p) for p in cats + dogs])
+    assert classifier.classes == ["cats", "dogs"]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    assert (probabilities.argmax(axis=1) == [0] * 4 + [1] * 4).mean() >= 0.75
+
+
+def test_imagenet_top5_names_a_cat(cats_and_dogs):
+    photo = sorted((cats_and_dogs / "validation" / "cats").glob("*.jpg"))[0]
+    labels = [label for label, _ in imagenet_top5("MobileNet:0.75", open_image(photo))]
+    assert len(labels) == 5
+    assert set(labels) & {"tabby", "tiger_cat", "Persian_cat", "Siamese_cat", "Egyptian_cat"}, labels
+
+
+def test_cancel_keeps_finished_models(sweep, cats_and_dogs):
+    seen = {}
+    outcome = run_sweep(
+        cats_and_dogs,
+        SweepSettings(models=["MobileNet:0.25", "MobileNet:0.75"]),
+        on_progress=lambda progress: seen.setdefault("progress", progress),
+        should_stop=lambda: bool(seen and seen["progress"].finished),
+    )
+    assert [r["model"] for r in outcome["results"]] == ["MobileNet:0.25"]
+    assert Store().run(outcome["run_id"])["status"] == "cancelled"
+
+
+def test_cli_sweep_writes_json_and_isolates_a_model_without_weights(sweep, cats_and_dogs, tmp_path):
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    completed = subprocess.run(
+        [sys.executable, "-m", "core", "sweep", str(cats_and_dogs), "--models", "MobileNet:0.5,MobileNet:0.25",
+         "--epochs", "5", "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = {r["model"]: r for r in json.loads(out.read_text())["results"]}
+    assert results["MobileNet:0.5"]["status"] == "failed"
+    assert "ImageNet weights for MobileNet:0.5 are not in the Keras cache" in results["MobileNet:0.5"]["error"]
+    assert "weights='none'" in results["MobileNet:0.5"]["error"]
+    ok = results["MobileNet:0.25"]
+    for key in ("model", "params", "size_mb", "input_size", "val_accuracy", "feature_seconds", "head_seconds", "latency_ms"):
+        assert key in ok
+    assert json.loads(out.read_text())["recommendation"]["model"] == "MobileNet:0.25"
+    assert "FAILED MobileNet:0.5" in completed.stdout and "Recommendation: MobileNet:0.25" in completed.stdout
+
+
+def test_cli_models_lists_the_zoo_with_cache_status():
+    completed = subprocess.run([sys.executable, "-m", "core", "models"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    lines = {line.split()[0]: line for line in completed.stdout.splitlines()[1:]}
+    assert len(lines) == 52
+    assert lines["MobileNet:0.75"].endswith("cached") and lines["ResNet50"].endswith("download")
