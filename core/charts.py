@@ -4,6 +4,7 @@ confusion matrices and class counts. Plain functions of plain data; no Streamlit
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import plotly.graph_objects as go
@@ -33,8 +34,12 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
-def _layout(fig: go.Figure, **kwargs) -> go.Figure:
-    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2), **kwargs)
+TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)
+BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
+
+
+def _layout(fig: go.Figure, legend: dict = TOP_LEGEND, top: int = 60, **kwargs) -> go.Figure:
+    fig.update_layout(margin=dict(l=10, r=10, t=top, b=10), legend=legend, **kwargs)
     return fig
 
 
@@ -54,21 +59,26 @@ def tradeoff_scatter(results: list[dict[str, Any]], x: str = "params", recommend
     if len(front) > 1:
         fig.add_trace(go.Scatter(
             x=[xs[i] for i in front], y=[ys[i] for i in front], mode="lines", name="Pareto front",
-            line=dict(color=MUTED, dash="dash", shape="hv"), hoverinfo="skip",
+            line=dict(color=MUTED, dash="dash"), hoverinfo="skip",
         ))  # fmt: skip
-    colors = [HIGHLIGHT if r["model"] == recommended else ACCENT for r in ok]
-    sizes = [18 if r["model"] == recommended else 11 for r in ok]
-    fig.add_trace(go.Scatter(
-        x=xs, y=ys, mode="markers+text", name="models", text=[r["model"] for r in ok],
-        textposition="top center", hovertext=hover, hoverinfo="text",
-        marker=dict(color=colors, size=sizes, line=dict(color="white", width=1)),
-    ))  # fmt: skip
-    if recommended in {r["model"] for r in ok}:
-        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=f"recommended: {recommended}",
-                                 marker=dict(color=HIGHLIGHT, size=14)))  # fmt: skip
+    for name, chosen, color, size in (("models", False, ACCENT, 11), (f"recommended: {recommended}", True, HIGHLIGHT, 18)):
+        idx = [i for i, r in enumerate(ok) if (r["model"] == recommended) == chosen]
+        if idx:
+            fig.add_trace(go.Scatter(
+                x=[xs[i] for i in idx], y=[ys[i] for i in idx], mode="markers+text", name=name,
+                text=[ok[i]["model"] for i in idx], textposition="top center", hovertext=[hover[i] for i in idx],
+                hoverinfo="text", marker=dict(color=color, size=size, line=dict(color="white", width=1)),
+            ))  # fmt: skip
+    if xs:
+        low, high = math.log10(min(xs)), math.log10(max(xs))
+        pad = max(0.15, (high - low) * 0.15)
+        fig.update_xaxes(range=[low - pad, high + pad])
+        bottom, top = min(ys), max(ys)
+        margin = max(1.0, (top - bottom) * 0.2)
+        fig.update_yaxes(range=[bottom - margin, min(100 + margin / 2, top + margin)])
     fig.update_xaxes(type="log", title=title)
     fig.update_yaxes(title="Validation accuracy (%)")
-    return _layout(fig, height=430)
+    return _layout(fig, legend=BOTTOM_LEGEND, top=30, height=450)
 
 
 def history_figure(history: list[dict[str, Any]], metric: str = "val_accuracy") -> go.Figure:
@@ -81,9 +91,9 @@ def history_figure(history: list[dict[str, Any]], metric: str = "val_accuracy") 
             x=[row["epoch"] for row in rows], y=[row[metric] * scale for row in rows], mode="lines+markers", name=model,
         ))  # fmt: skip
     label = metric.replace("val_", "validation ").replace("_", " ")
-    fig.update_xaxes(title="epoch", dtick=1)
+    fig.update_xaxes(title="epoch", rangemode="tozero")
     fig.update_yaxes(title=label + (" (%)" if scale == 100 else ""))
-    return _layout(fig, height=300, title=label.capitalize())
+    return _layout(fig, height=320, title=dict(text=label.capitalize(), y=0.98, yanchor="top"))
 
 
 def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:

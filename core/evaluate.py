@@ -77,13 +77,17 @@ def recommend(results: list[dict[str, Any]], tolerance: float = 0.01) -> dict[st
 
 
 def _reason(smallest: dict, fastest: dict, best: dict, good: list[dict], tolerance: float) -> str:
-    points = f"{tolerance * 100:g} point{'s' if tolerance != 0.01 else ''}"
-    text = (
-        f"{smallest['model']} is the smallest of the {len(good)} model(s) within {points} of the best "
-        f"validation accuracy ({best['val_accuracy']:.1%}, {best['model']}): "
-        f"{smallest['val_accuracy']:.1%} with {smallest['params'] / 1e6:.2f}M parameters"
-    )
-    if smallest is not best:
-        text += f", {best['params'] / smallest['params']:.1f}x fewer than {best['model']}"
-    text += f". Fastest by the same rule: {fastest['model']} at {fastest['latency_ms']:.1f} ms/image."
-    return text
+    points = f"{tolerance * 100:g} point{'' if tolerance == 0.01 else 's'}"
+    size = f"{smallest['params'] / 1e6:.2f}M parameters"
+    if smallest is best:
+        text = (
+            f"{best['model']} has the best validation accuracy ({best['val_accuracy']:.1%}, {size}) "
+            f"and no smaller model comes within {points} of it"
+        )
+    else:
+        text = (
+            f"{smallest['model']} is the smallest of the {len(good)} models within {points} of the best "
+            f"validation accuracy ({best['val_accuracy']:.1%}, {best['model']}): "
+            f"{smallest['val_accuracy']:.1%} with {size}, {best['params'] / smallest['params']:.1f}x fewer"
+        )
+    return text + f". Fastest by the same rule: {fastest['model']} at {fastest['latency_ms']:.1f} ms/image."

@@ -1,6 +1,7 @@
 """Data: load a folder-per-class image dataset, check it, and keep it for the Train page."""
 
 import streamlit as st
+from PIL import ImageOps
 
 from core import config, uploads
 from core.charts import class_counts_figure
@@ -22,9 +23,7 @@ def load(source: str, val_split: float, seed: int):
 
 @st.cache_data(show_spinner=False, max_entries=256)
 def thumbnail(path: str):
-    image = open_image(path)
-    image.thumbnail((180, 180))
-    return image
+    return ImageOps.fit(open_image(path), (180, 180))  # square crops make an even grid
 
 
 def use(source) -> None:

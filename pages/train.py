@@ -12,7 +12,9 @@ SIZES = {"Each model's default": None, "96 px": 96, "128 px": 128, "160 px": 160
 st.title("Train")
 store = Store()
 active = worker.active_run(store)
-source, models = st.session_state.get("dataset"), st.session_state.get("models", ["MobileNetV2:0.35", "MobileNet:0.25"])
+last = (store.runs(limit=1) or [None])[0]  # a reload or a new tab starts a new session: pick up the last run's choices
+source = st.session_state.get("dataset") or (last and last["dataset"])
+models = st.session_state.get("models") or (last["settings"]["models"] if last else ["MobileNetV2:0.35", "MobileNet:0.25"])
 
 with st.container(border=True):
     st.markdown(f"**Dataset:** `{source or 'none chosen'}`  \n**Models:** {', '.join(models) or 'none chosen'}")

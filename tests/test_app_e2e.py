@@ -96,7 +96,7 @@ def test_sweep_journey(app_server, page, cats_and_dogs):
     nav(page, "Compare")
     nav(page, "Train")
     running.wait_for(timeout=30_000)
-    assert page.get_by_role("progressbar").first.is_visible()
+    page.get_by_role("progressbar").first.wait_for(state="visible", timeout=30_000)
 
     goto_started = time.perf_counter()
     page.reload(wait_until="domcontentloaded")
@@ -114,7 +114,7 @@ def test_sweep_journey(app_server, page, cats_and_dogs):
 
     # Compare: the scatter plots, the recommendation and the table.
     page.get_by_role("link", name="See the comparison").click()
-    page.get_by_text("Recommended:").wait_for(timeout=60_000)
+    page.get_by_test_id("stAlertContentSuccess").filter(has_text="Recommended:").wait_for(timeout=60_000)
     wait_for_app(page)
     assert page.get_by_test_id("stPlotlyChart").count() == 3
     assert page.get_by_test_id("stDataFrame").count() >= 2

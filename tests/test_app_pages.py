@@ -144,6 +144,13 @@ def test_train_without_dataset_disables_start():
     assert start.disabled
 
 
+def test_train_bad_settings_are_an_error_not_a_run(tmp_path):
+    at = app("train", dataset=str(tmp_path), models=["NoSuchNet"])
+    next(b for b in at.button if b.label == "Start sweep").click().run()
+    assert not at.exception, at.exception
+    assert any("Unknown model id" in e for e in errors(at)), errors(at)
+
+
 def test_train_shows_a_finished_run(finished_run):
     at = app("train", run_id=finished_run)
     assert f"Run #{finished_run}: done" in [s.value for s in at.subheader]

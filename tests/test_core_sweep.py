@@ -21,9 +21,18 @@ SHARED_MODELS = ["MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25"]
 MINIMUM_ACCURACY = {"MobileNetV2:0.35": 0.95, "MobileNet:0.75": 0.97, "MobileNet:0.25": 0.93}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def module_home(tmp_path_factory):
+    """This module's own data directory, so the first sweep is truly cold whatever ran before."""
+    with pytest.MonkeyPatch.context() as patch:
+        home = tmp_path_factory.mktemp("sweep-home")
+        patch.setenv("TRANSFERBENCH_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="module")
-def sweep(cats_and_dogs):
-    """One cold sweep of the three shared pretrained models (features land in the session's cache)."""
+def sweep(module_home, cats_and_dogs):
+    """One cold sweep of the three shared pretrained models."""
     return run_sweep(cats_and_dogs, SweepSettings(models=SHARED_MODELS))
 
 

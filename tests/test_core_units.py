@@ -40,8 +40,10 @@ def test_recommend_picks_smallest_and_fastest_within_tolerance():
     ]
     recommendation = recommend(results, tolerance=0.01)
     assert (recommendation["model"], recommendation["fastest"], recommendation["best"]) == ("small", "quick", "big")
-    assert "small is the smallest of the 3 model(s) within 1 point of the best" in recommendation["reason"]
-    assert "20.0x fewer than big" in recommendation["reason"]
+    assert "small is the smallest of the 3 models within 1 point of the best" in recommendation["reason"]
+    assert "20.0x fewer" in recommendation["reason"] and "Fastest by the same rule: quick" in recommendation["reason"]
+    alone = recommend(results[:1])
+    assert alone["reason"].startswith("big has the best validation accuracy (98.0%, 20.00M parameters)")
     assert recommend(results, tolerance=0.05)["model"] == "tiny"
     assert recommend([{"model": "broken", "status": "failed"}]) is None
 
