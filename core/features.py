@@ -24,9 +24,10 @@ from core.zoo import ModelSpec
 
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
 _PREFETCH_BATCHES = 2
+DECODING_STAGE = "decoding images and extracting features"
 
-# Progress callback: (stage, done, total); stage is "features", or "decoding+features" while the images
-# are decoded for the first time at this size.
+# Progress callback: (stage, done, total); stage is "extracting features", or DECODING_STAGE while the
+# images are decoded for the first time at this size.
 Progress = Callable[[str, int, int], None]
 
 
@@ -130,7 +131,7 @@ def extract_features(
 
     labels = np.array([r.label for r in dataset.train + dataset.validation], np.int32)
     features = np.empty((len(labels), base.feature_dim), np.float32)
-    stage = "features" if images_cached(dataset, base.size) else "decoding+features"
+    stage = "extracting features" if images_cached(dataset, base.size) else DECODING_STAGE
     done, seconds = 0, 0.0
     for batch in image_batches(dataset, base.size):
         started = time.perf_counter()

@@ -16,12 +16,12 @@ from typing import Any, Callable
 from core import config
 from core.data import Dataset, load_dataset
 from core.evaluate import classification_metrics, measure_latency, recommend
-from core.features import FrozenBase, extract_features
+from core.features import DECODING_STAGE, FrozenBase, extract_features
 from core.store import Store
 from core.train import HeadSettings, train_head
 from core.zoo import WEIGHTS, parse_model_id
 
-STAGES = ("loading data", "building", "decoding+features", "features", "training head", "measuring latency", "done", "cancelled")
+STAGES = ("loading data", "building", DECODING_STAGE, "extracting features", "training head", "measuring latency", "done", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,19 @@ class SweepSettings:
             spec, size = parse_model_id(model_id)  # raises on an unknown id
             spec.check_size(size or self.image_size or spec.default_size)
         HeadSettings(epochs=self.epochs)  # checks epochs
+        if config.hosted():
+            self._apply_hosted_limits()
+
+    def _apply_hosted_limits(self) -> None:
+        """A shared hosted app runs only models that fit its memory, on a capped number of images."""
+        too_big = [m for m in self.models if parse_model_id(m)[0].params > config.HOSTED_MAX_PARAMS]
+        if too_big:
+            raise ValueError(
+                f"This hosted app runs models of up to {config.HOSTED_MAX_PARAMS / 1e6:g}M parameters; "
+                f"run larger ones on your own machine. Received: models={too_big}"
+            )
+        if self.max_images is None or self.max_images > config.HOSTED_MAX_IMAGES:
+            object.__setattr__(self, "max_images", config.HOSTED_MAX_IMAGES)
 
     def input_size(self, model_id: str) -> int:
         spec, size = parse_model_id(model_id)
@@ -75,7 +88,7 @@ class Progress:
         """Overall completion in [0, 1]: each model is an equal share, split across its stages."""
         if self.stage in ("done", "cancelled"):
             return len(self.finished) / max(1, len(self.models))
-        stage = "features" if self.stage == "decoding+features" else self.stage
+        stage = "extracting features" if self.stage == DECODING_STAGE else self.stage
         within = 0.0
         for name, share in _STAGE_SHARES:
             if name == stage:
@@ -88,7 +101,7 @@ class Progress:
         return min(1.0, (len(self.finished) + within) / max(1, len(self.models)))
 
 
-_STAGE_SHARES = (("building", 0.05), ("features", 0.75), ("training head", 0.15), ("measuring latency", 0.05))
+_STAGE_SHARES = (("building", 0.05), ("extracting features", 0.75), ("training head", 0.15), ("measuring latency", 0.05))
 
 
 def run_sweep(
@@ -179,7 +192,7 @@ def _sweep_model(
     metrics = classification_metrics(features.validation_labels, probabilities, dataset.classes)
 
     stage("measuring latency")
-    latency_ms, throughput = _latency(base, head.model)
+    latency_ms, throughput = model_latency(base, head.model)
 
     head_path = config.home() / "runs" / str(run_id) / f"{model_id.replace(':', '_').replace('@', '_')}.keras"
     head_path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,13 +222,30 @@ def _sweep_model(
     }
 
 
-def _latency(base: FrozenBase, head) -> tuple[float, float]:
-    """Latency of base + head on this host, measured once per model and input size and then cached."""
-    path = config.home() / "cache" / "latency.json"
-    key = f"{base.spec.id}@{base.size}"
+def _latency_cache() -> Path:
+    return config.home() / "cache" / "latency.json"
+
+
+def known_latency(model_id: str, size: int) -> tuple[float, float] | None:
+    """(ms per image at batch 1, images/s at batch 32) measured earlier on this host, if any."""
+    path = _latency_cache()
     cached = json.loads(path.read_text()) if path.exists() else {}
-    if key not in cached:
-        cached[key] = measure_latency(lambda images: head(base(images), training=False), base.size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cached, indent=1))
-    return tuple(cached[key])
+    return tuple(cached[f"{model_id}@{size}"]) if f"{model_id}@{size}" in cached else None
+
+
+def model_latency(base: FrozenBase, head=None) -> tuple[float, float]:
+    """Latency of base (+ head) on this host, measured once per model and input size and then cached.
+
+    Weights don't change the arithmetic, so an untrained base measures what a trained one costs.
+    """
+    found = known_latency(base.spec.id, base.size)
+    if found:
+        return found
+    predict = base if head is None else (lambda images: head(base(images), training=False))
+    measured = measure_latency(predict, base.size)
+    path = _latency_cache()
+    cached = json.loads(path.read_text()) if path.exists() else {}
+    cached[f"{base.spec.id}@{base.size}"] = measured
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cached, indent=1))
+    return measured

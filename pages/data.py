@@ -7,8 +7,8 @@ from core import config, uploads
 from core.charts import class_counts_figure
 from core.data import SAMPLE_DATASETS, DatasetError, ImageProblem, load_dataset, open_image, sample_dataset
 
-MAX_UPLOAD_MB = getattr(config, "HOSTED_MAX_UPLOAD_MB", 50)
-MAX_IMAGES = getattr(config, "HOSTED_MAX_IMAGES", 1000)
+MAX_UPLOAD_MB = config.HOSTED_MAX_UPLOAD_MB
+MAX_IMAGES = config.HOSTED_MAX_IMAGES
 HOSTED = config.hosted()
 PER_CLASS = 6
 

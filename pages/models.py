@@ -5,19 +5,21 @@ import streamlit as st
 
 from core import config
 from core.architecture import summarize
+from core.features import FrozenBase
+from core.sweep import known_latency, model_latency
 from core.zoo import zoo
 
 DEFAULT_MODELS = ["MobileNetV2:0.35", "MobileNet:0.25"]
 LIGHT_PARAMS = 5_000_000
-MAX_PARAMS = getattr(config, "HOSTED_MAX_PARAMS", LIGHT_PARAMS) if config.hosted() else None
+MAX_PARAMS = config.HOSTED_MAX_PARAMS if config.hosted() else None
 
 st.title("Models")
 
 
 @st.cache_resource(show_spinner="Loading the model zoo…")
-def catalog() -> pd.DataFrame:
+def catalog(max_params: int | None) -> pd.DataFrame:
     table = pd.DataFrame([spec.describe() for spec in zoo().values()]).set_index("model", drop=False)
-    return table if MAX_PARAMS is None else table[table["params"] <= MAX_PARAMS]
+    return table if max_params is None else table[table["params"] <= max_params]
 
 
 @st.cache_data(show_spinner="Building the architecture (untrained)…", max_entries=32)
@@ -25,7 +27,7 @@ def architecture(model_id: str) -> dict:
     return summarize(model_id)
 
 
-table = catalog()
+table = catalog(MAX_PARAMS)
 st.session_state.setdefault("models", [m for m in DEFAULT_MODELS if m in table.index])
 if "models_widget" not in st.session_state:
     st.session_state.models_widget = st.session_state.models
@@ -73,6 +75,12 @@ for model_id in chosen:
     cols[4].metric("ImageNet top-1", f"{row['imagenet_top1']:.1f}%" if pd.notna(row["imagenet_top1"]) else "n/a")
     cols[5].metric("Weights", "cached" if row["weights_cached"] else f"{row['weights_mb']:.1f} MB to download")
     st.caption(f"{row['family']}: *{row['paper']}* ({row['year']}). Preprocessing: {row['preprocessing']}.")
+    speed = known_latency(model_id, row["default_size"])
+    if speed is None and st.button("Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"):
+        with st.spinner(f"Timing {model_id} (untrained weights, same arithmetic)…"):
+            speed = model_latency(FrozenBase(zoo()[model_id], int(row["default_size"]), "none"))
+    if speed:
+        st.markdown(f":material/speed: **Speed on this host:** {speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32")
     with st.expander(f"Architecture: {arch['layer_count']} layers"):
         left, right = st.columns([3, 1])
         left.dataframe(arch["layers"], hide_index=True, height=320)

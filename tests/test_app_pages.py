@@ -129,6 +129,15 @@ def test_models_default_selection_shows_parameters():
     assert at.session_state["models"] == ["MobileNetV2:0.35", "MobileNet:0.25"]
 
 
+def test_models_measure_speed_on_this_host(tb_home):
+    at = app("models")
+    next(b for b in at.button if b.key == "speed-MobileNet:0.25").click().run()
+    assert not at.exception, at.exception
+    speed = [m.value for m in at.markdown if "Speed on this host" in m.value]
+    assert len(speed) == 1 and "ms/image at batch 1" in speed[0]
+    assert "speed-MobileNet:0.25" not in [b.key for b in app("models").button]  # measured once, then cached
+
+
 def test_models_light_filter():
     at = app("models")
     at.sidebar.toggle[0].set_value(True).run()
@@ -137,9 +146,16 @@ def test_models_light_filter():
     assert "ResNet50" not in options and "MobileNetV2:0.35" in options and "MobileNetV3Small:min" in options
 
 
+def test_hosted_mode_hides_server_paths_and_large_models(monkeypatch):
+    monkeypatch.setenv("TRANSFERBENCH_HOSTED", "1")
+    assert "Server path" not in app("data").radio[0].options
+    options = app("models").sidebar.multiselect(key="models_widget").options
+    assert "ResNet50" not in options and "MobileNetV2:0.35" in options
+
+
 # Train ---------------------------------------------------------------------------------------------
-def test_train_without_dataset_disables_start():
-    at = app("train")
+def test_train_without_dataset_disables_start(tb_home):
+    at = app("train")  # a fresh data directory: no earlier run to take the dataset from
     start = next(b for b in at.button if b.label == "Start sweep")
     assert start.disabled
 

@@ -63,10 +63,20 @@ def test_sweep_settings_check_arguments_up_front():
     assert (settings.input_size("MobileNet:0.25@128"), settings.input_size("ResNet50")) == (128, 96)
 
 
+def test_hosted_mode_caps_models_and_images(monkeypatch):
+    monkeypatch.setenv("TRANSFERBENCH_HOSTED", "1")
+    with pytest.raises(ValueError, match=r"up to 5M parameters.*Received: models=\['ResNet50'\]"):
+        SweepSettings(models=["MobileNet:0.25", "ResNet50"])
+    assert SweepSettings(models=["MobileNet:0.25"]).max_images == 1000
+    assert SweepSettings(models=["MobileNet:0.25"], max_images=200).max_images == 200
+    monkeypatch.setenv("TRANSFERBENCH_HOSTED", "0")
+    assert SweepSettings(models=["ResNet50"]).max_images is None
+
+
 def test_progress_fraction_grows_through_the_stages():
     progress = Progress(run_id=1, models=["a", "b"])
     seen = [progress.fraction]
-    for stage, done, total in [("building", 0, 0), ("decoding+features", 50, 100), ("features", 100, 100)]:
+    for stage, done, total in [("building", 0, 0), ("decoding images and extracting features", 50, 100), ("extracting features", 100, 100)]:
         progress.model, progress.stage, progress.done, progress.total = "a", stage, done, total
         seen.append(progress.fraction)
     progress.stage, progress.epoch, progress.epochs = "training head", 10, 20
