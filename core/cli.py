@@ -2,7 +2,7 @@
 
     python -m core models
     python -m core sweep DATA --models MobileNetV2:0.35,MobileNet:0.25 [--image-size 160] [--epochs 20]
-                              [--weights imagenet|none] [--out results.json]
+                              [--weights imagenet|none] [--runtime auto|tf|onnx] [--out results.json]
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--image-size", type=int, help="input size for every model (default: each model's own)")
     sweep.add_argument("--epochs", type=int, default=20, help="maximum head epochs (early stopping on val loss)")
     sweep.add_argument("--weights", choices=("imagenet", "none"), default="imagenet")
+    sweep.add_argument("--runtime", choices=("auto", "tf", "onnx"), default="auto",
+                       help="inference runtime of the frozen base (auto: ONNX Runtime where it matches TensorFlow)")
     sweep.add_argument("--val-split", type=float, default=0.2, help="validation share for class-folder datasets")
     sweep.add_argument("--seed", type=int, default=1337)
     sweep.add_argument("--out", type=Path, help="write results and the recommendation as JSON")
@@ -67,6 +69,7 @@ def _sweep(args: argparse.Namespace) -> int:
             weights=args.weights,
             val_split=args.val_split,
             seed=args.seed,
+            runtime=args.runtime,
         )
         outcome = run_sweep(args.data, settings, on_progress=_progress_bar)
     except (ValueError, DatasetError) as error:
@@ -103,7 +106,9 @@ def _print_table(results: list[dict]) -> None:
         table = pd.DataFrame(ok).sort_values("val_accuracy", ascending=False)
         table["val_accuracy"] = (table["val_accuracy"] * 100).round(1)
         table["params_M"] = (table["params"] / 1e6).round(2)
-        columns = ["model", "val_accuracy", "params_M", "size_mb", "input_size", "latency_ms", "feature_seconds", "head_seconds"]
+        columns = ["model", "val_accuracy", "params_M", "size_mb", "input_size", "runtime", "latency_ms", "feature_seconds", "head_seconds"]
         print(table[columns].to_string(index=False))
+    for note in (r for r in ok if r["runtime_note"]):
+        print(f"{note['model']} ran in TensorFlow: {note['runtime_note']}")
     for failed in (r for r in results if r["status"] != "ok"):
         print(f"FAILED {failed['model']}: {failed['error']}")

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -20,10 +21,12 @@ import numpy as np
 
 from core import config
 from core.data import Dataset, load_image
+from core.runtimes import RUNTIMES, Runtime, make_runtime
 from core.zoo import ModelSpec
 
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
 _PREFETCH_BATCHES = 2
+CALIBRATION_IMAGES = 8  # the user's images that an exported graph must reproduce TensorFlow's features on
 DECODING_STAGE = "decoding images and extracting features"
 
 # Progress callback: (stage, done, total); stage is "extracting features", or DECODING_STAGE while the
@@ -39,6 +42,9 @@ class FeatureSet:
     validation_labels: np.ndarray
     seconds: float  # forward-pass time when the features were computed
     cached: bool  # True when read from the cache in this call
+    runtime: str  # what computed them: "tf" or "onnx"
+    runtime_note: str  # why ONNX was not used, when it was asked for ("" otherwise)
+    path: Path  # the cache file
 
 
 class FrozenBase:
@@ -66,14 +72,37 @@ class FrozenBase:
         return self._forward(images).numpy()
 
 
+class Extractor:
+    """A model to extract features with, built only when something must actually be computed.
+
+    On a warm cache nothing is built: no weights loaded, no graph exported. `dataset` may be None for
+    the "tf" runtime (no calibration needed), e.g. to time a model on its own.
+    """
+
+    def __init__(self, dataset: Dataset | None, spec: ModelSpec, size: int, weights: str, runtime: str = "auto"):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}. Received: runtime={runtime}")
+        self.dataset, self.spec, self.size, self.weights, self.requested = dataset, spec, size, weights, runtime
+
+    @cached_property
+    def runtime(self) -> Runtime:
+        """TensorFlow, or ONNX Runtime once its features match TensorFlow's on a few of the user's images."""
+        base = FrozenBase(self.spec, self.size, self.weights)
+        if self.requested == "tf":
+            return make_runtime(base, "tf", None, config.home() / "cache" / "graphs")
+        calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
+        return make_runtime(base, self.requested, calibration, config.home() / "cache" / "graphs")
+
+    @property
+    def cache_path(self) -> Path:
+        name = f"{self.spec.id.replace(':', '_')}-{self.weights}-{self.size}-{self.requested}.npz"
+        return cache_dir(self.dataset) / "features" / name
+
+
 def cache_dir(dataset: Dataset) -> Path:
     path = config.home() / "cache" / dataset.fingerprint[:16]
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def feature_path(dataset: Dataset, spec: ModelSpec, size: int, weights: str) -> Path:
-    return cache_dir(dataset) / "features" / f"{spec.id.replace(':', '_')}-{weights}-{size}.npz"
 
 
 def _images_path(dataset: Dataset, size: int) -> Path:
@@ -116,36 +145,43 @@ def image_batches(dataset: Dataset, size: int, batch_size: int = BATCH_SIZE) -> 
     partial.replace(path)  # only a complete file is ever read back
 
 
-def extract_features(
-    dataset: Dataset,
-    base: FrozenBase,
-    progress: Progress | None = None,
-) -> FeatureSet:
-    """Features of every image through `base`, from the cache when this exact set was computed before."""
-    path = feature_path(dataset, base.spec, base.size, base.weights)
-    n_train = len(dataset.train)
+def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress | None = None) -> FeatureSet:
+    """Features of every image, from the cache when this exact set was computed before."""
+    path, n_train = extractor.cache_path, len(dataset.train)
     if path.exists():
         with np.load(path) as saved:
-            features, labels, seconds = saved["features"], saved["labels"], float(saved["seconds"])
-        return _split(features, labels, n_train, seconds, cached=True)
+            arrays = {key: saved[key] for key in saved.files}
+        return _split(arrays, n_train, path, cached=True)
 
+    runtime = extractor.runtime
     labels = np.array([r.label for r in dataset.train + dataset.validation], np.int32)
-    features = np.empty((len(labels), base.feature_dim), np.float32)
-    stage = "extracting features" if images_cached(dataset, base.size) else DECODING_STAGE
+    features: np.ndarray | None = None
+    stage = "extracting features" if images_cached(dataset, extractor.size) else DECODING_STAGE
     done, seconds = 0, 0.0
-    for batch in image_batches(dataset, base.size):
+    for batch in image_batches(dataset, extractor.size):
         started = time.perf_counter()
-        features[done : done + len(batch)] = base(batch)
+        output = runtime(batch)
         seconds += time.perf_counter() - started
+        if features is None:
+            features = np.empty((len(labels), output.shape[1]), np.float32)
+        features[done : done + len(batch)] = output
         done += len(batch)
         if progress:
             progress(stage, done, len(labels))
+    arrays = dict(
+        features=features, labels=labels, seconds=seconds, runtime=runtime.name, runtime_note=runtime.fallback_reason or ""
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
-    np.savez(partial, features=features, labels=labels, seconds=seconds)
+    np.savez(partial, **arrays)
     partial.replace(path)
-    return _split(features, labels, n_train, seconds, cached=False)
+    return _split(arrays, n_train, path, cached=False)
 
 
-def _split(features: np.ndarray, labels: np.ndarray, n_train: int, seconds: float, cached: bool) -> FeatureSet:
-    return FeatureSet(features[:n_train], labels[:n_train], features[n_train:], labels[n_train:], seconds, cached)
+def _split(arrays: dict, n_train: int, path: Path, cached: bool) -> FeatureSet:
+    features, labels = arrays["features"], arrays["labels"]
+    return FeatureSet(
+        features[:n_train], labels[:n_train], features[n_train:], labels[n_train:],
+        seconds=float(arrays["seconds"]), cached=cached, runtime=str(arrays["runtime"]),
+        runtime_note=str(arrays["runtime_note"]), path=path,
+    )

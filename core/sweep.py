@@ -16,9 +16,10 @@ from typing import Any, Callable
 from core import config
 from core.data import Dataset, load_dataset
 from core.evaluate import classification_metrics, measure_latency, recommend
-from core.features import DECODING_STAGE, FrozenBase, extract_features
+from core.features import DECODING_STAGE, Extractor, extract_features
+from core.runtimes import RUNTIMES
 from core.store import Store
-from core.train import HeadSettings, train_head
+from core.train import HeadSettings, head_cache_path, train_head
 from core.zoo import WEIGHTS, parse_model_id
 
 STAGES = ("loading data", "building", DECODING_STAGE, "extracting features", "training head", "measuring latency", "done", "cancelled")
@@ -34,6 +35,7 @@ class SweepSettings:
     seed: int = 1337
     tolerance: float = 0.01  # accuracy tolerance of the recommendation (0.01 = 1 point)
     max_images: int | None = None  # hosted mode's cap on images per sweep
+    runtime: str = "auto"  # "auto" (ONNX Runtime when it matches TensorFlow), "tf" or "onnx"
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(self.models))
@@ -45,6 +47,8 @@ class SweepSettings:
             spec, size = parse_model_id(model_id)  # raises on an unknown id
             spec.check_size(size or self.image_size or spec.default_size)
         HeadSettings(epochs=self.epochs)  # checks epochs
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {RUNTIMES}. Received: runtime={self.runtime}")
         if config.hosted():
             self._apply_hosted_limits()
 
@@ -177,8 +181,8 @@ def _sweep_model(
         report()
 
     stage("building")
-    base = FrozenBase(spec, size, settings.weights)
-    features = extract_features(dataset, base, progress=stage)
+    extractor = Extractor(dataset, spec, size, settings.weights, settings.runtime)
+    features = extract_features(dataset, extractor, progress=stage)
 
     def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
         progress.epoch, progress.metrics = epoch, metrics
@@ -187,12 +191,14 @@ def _sweep_model(
 
     progress.epochs = settings.epochs
     stage("training head")
-    head = train_head(features, dataset.num_classes, HeadSettings(epochs=settings.epochs, seed=settings.seed), on_epoch, stop)
+    head_settings = HeadSettings(epochs=settings.epochs, seed=settings.seed)
+    cache = head_cache_path(features.path, dataset.num_classes, head_settings)
+    head = train_head(features, dataset.num_classes, head_settings, on_epoch, stop, cache_path=cache)
     probabilities = head.model.predict(features.validation, verbose=0)
     metrics = classification_metrics(features.validation_labels, probabilities, dataset.classes)
 
     stage("measuring latency")
-    latency_ms, throughput = model_latency(base, head.model)
+    latency_ms, throughput = model_latency(extractor, features.runtime, head.model)
 
     head_path = config.home() / "runs" / str(run_id) / f"{model_id.replace(':', '_').replace('@', '_')}.keras"
     head_path.parent.mkdir(parents=True, exist_ok=True)
@@ -206,7 +212,7 @@ def _sweep_model(
         "weights": settings.weights,
         "params": params,
         "base_params": spec.params,
-        "feature_dim": base.feature_dim,
+        "feature_dim": int(features.train.shape[1]),
         "size_mb": round(params * 4 / 1e6, 2),
         **metrics,
         "val_loss": head.history[head.best_epoch - 1]["val_loss"],
@@ -214,7 +220,10 @@ def _sweep_model(
         "best_epoch": head.best_epoch,
         "feature_seconds": round(features.seconds, 3),
         "features_cached": features.cached,
+        "runtime": features.runtime,
+        "runtime_note": features.runtime_note,
         "head_seconds": round(head.seconds, 3),
+        "head_cached": head.cached,
         "latency_ms": round(latency_ms, 3),
         "throughput_ips": round(throughput, 1),
         "classes": dataset.classes,
@@ -226,26 +235,28 @@ def _latency_cache() -> Path:
     return config.home() / "cache" / "latency.json"
 
 
-def known_latency(model_id: str, size: int) -> tuple[float, float] | None:
+def known_latency(model_id: str, size: int, runtime: str = "tf") -> tuple[float, float] | None:
     """(ms per image at batch 1, images/s at batch 32) measured earlier on this host, if any."""
     path = _latency_cache()
     cached = json.loads(path.read_text()) if path.exists() else {}
-    return tuple(cached[f"{model_id}@{size}"]) if f"{model_id}@{size}" in cached else None
+    key = f"{model_id}@{size}/{runtime}"
+    return tuple(cached[key]) if key in cached else None
 
 
-def model_latency(base: FrozenBase, head=None) -> tuple[float, float]:
-    """Latency of base (+ head) on this host, measured once per model and input size and then cached.
+def model_latency(extractor: Extractor, runtime: str, head=None) -> tuple[float, float]:
+    """Latency of base (+ head) in `runtime` on this host, measured once per model, size and runtime.
 
     Weights don't change the arithmetic, so an untrained base measures what a trained one costs.
     """
-    found = known_latency(base.spec.id, base.size)
+    found = known_latency(extractor.spec.id, extractor.size, runtime)
     if found:
         return found
+    base = extractor.runtime
     predict = base if head is None else (lambda images: head(base(images), training=False))
-    measured = measure_latency(predict, base.size)
+    measured = measure_latency(predict, extractor.size)
     path = _latency_cache()
     cached = json.loads(path.read_text()) if path.exists() else {}
-    cached[f"{base.spec.id}@{base.size}"] = measured
+    cached[f"{extractor.spec.id}@{extractor.size}/{base.name}"] = measured
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cached, indent=1))
     return measured

@@ -7,8 +7,11 @@ through the base.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -42,6 +45,7 @@ class TrainedHead:
     best_epoch: int = 0
     seconds: float = 0.0
     stopped: bool = False  # stopped early by a cancel request
+    cached: bool = False  # loaded from the cache instead of trained
 
 
 def build_head(feature_dim: int, num_classes: int, dropout: float):
@@ -63,10 +67,17 @@ def train_head(
     settings: HeadSettings = HeadSettings(),
     on_epoch: EpochCallback | None = None,
     should_stop: Callable[[], bool] | None = None,
+    cache_path: Path | None = None,
 ) -> TrainedHead:
-    """Fit the head on the training features, validating and early-stopping on the validation ones."""
+    """Fit the head on the training features, validating and early-stopping on the validation ones.
+
+    With `cache_path`, a head trained before on the same features with the same settings (training is
+    seeded, so it would come out the same) is loaded instead, and its epochs are replayed to `on_epoch`.
+    """
     import keras
 
+    if cache_path is not None and cache_path.exists():
+        return _load(cache_path, on_epoch)
     if num_classes < 2:
         raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
     keras.utils.set_random_seed(settings.seed)
@@ -104,4 +115,31 @@ def train_head(
     trained.seconds = time.perf_counter() - started
     losses = [epoch["val_loss"] for epoch in trained.history]
     trained.best_epoch = int(np.argmin(losses)) + 1
+    if cache_path is not None and not trained.stopped:
+        _save(trained, cache_path)
     return trained
+
+
+def head_cache_path(features_path: Path, num_classes: int, settings: HeadSettings) -> Path:
+    """Where the head for these features and settings is kept: beside the features."""
+    key = hashlib.sha1(json.dumps([num_classes, asdict(settings)]).encode()).hexdigest()[:12]
+    return features_path.with_name(f"{features_path.stem}.head-{key}.keras")
+
+
+def _save(trained: TrainedHead, path: Path) -> None:
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    trained.model.save(partial)
+    path.with_suffix(".json").write_text(json.dumps({"history": trained.history, "seconds": trained.seconds}))
+    partial.replace(path)
+
+
+def _load(path: Path, on_epoch: EpochCallback | None) -> TrainedHead:
+    import keras
+
+    saved = json.loads(path.with_suffix(".json").read_text())
+    history = saved["history"]
+    for epoch, metrics in enumerate(history, start=1):
+        if on_epoch:
+            on_epoch(epoch, metrics)
+    best_epoch = int(np.argmin([epoch["val_loss"] for epoch in history])) + 1
+    return TrainedHead(keras.models.load_model(path), history, best_epoch, saved["seconds"], cached=True)

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import config
 from core.architecture import summarize
-from core.features import FrozenBase
+from core.features import Extractor
 from core.sweep import known_latency, model_latency
 from core.zoo import zoo
 
@@ -78,9 +78,9 @@ for model_id in chosen:
     speed = known_latency(model_id, row["default_size"])
     if speed is None and st.button("Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"):
         with st.spinner(f"Timing {model_id} (untrained weights, same arithmetic)…"):
-            speed = model_latency(FrozenBase(zoo()[model_id], int(row["default_size"]), "none"))
+            speed = model_latency(Extractor(None, zoo()[model_id], int(row["default_size"]), "none", "tf"), "tf")
     if speed:
-        st.markdown(f":material/speed: **Speed on this host:** {speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32")
+        st.markdown(f":material/speed: **Speed on this host (TensorFlow):** {speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32")
     with st.expander(f"Architecture: {arch['layer_count']} layers"):
         left, right = st.columns([3, 1])
         left.dataframe(arch["layers"], hide_index=True, height=320)

@@ -50,7 +50,8 @@ def test_results_carry_metrics_sizes_and_timings(sweep):
         assert np.array(result["confusion"]).sum() == 1000
         assert np.trace(result["confusion"]) / 1000 == pytest.approx(result["val_accuracy"])
         assert result["latency_ms"] > 0 and result["throughput_ips"] > 0
-        assert result["feature_seconds"] > 0 and not result["features_cached"]
+        assert result["feature_seconds"] > 0 and not result["features_cached"] and not result["head_cached"]
+        assert (result["runtime"], result["runtime_note"]) == ("onnx", "")  # its features matched TensorFlow's
         assert result["params"] > result["base_params"] > 0
 
 
@@ -78,9 +79,17 @@ def test_sweep_is_stored_as_it_goes(sweep):
 def test_second_run_reads_features_from_the_cache(sweep, cats_and_dogs):
     again = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"]))
     result = again["results"][0]
-    assert result["features_cached"]
+    assert result["features_cached"] and result["head_cached"]
     first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
-    assert result["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.005)
+    assert result["val_accuracy"] == first["val_accuracy"]
+    assert len(Store().history(again["run_id"], "MobileNet:0.25")) == first["epochs_run"]  # epochs replayed
+
+
+def test_tensorflow_runtime_gives_the_same_accuracy(sweep, cats_and_dogs):
+    forced = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"], runtime="tf"))["results"][0]
+    first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
+    assert forced["runtime"] == "tf" and not forced["features_cached"]
+    assert forced["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.003)
 
 
 def test_trained_classifier_predicts_a_held_out_photo(sweep, cats_and_dogs):
