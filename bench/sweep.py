@@ -182,27 +182,17 @@ def decode_all(path: Path):
 
 
 def forward_passes(images, model_id: str) -> float:
-    """Seconds of the forward passes alone over `images` (in batches of the engine's size) through the built model."""
-    import tensorflow as tf
-
-    from core.features import BATCH_SIZE as FORWARD_BATCH
+    """Seconds of the forward passes alone over `images` through the engine's TensorFlow base, in its batches."""
+    from core.features import BATCH_SIZE, FrozenBase
     from core.zoo import parse_model_id
 
     spec, _ = parse_model_id(model_id)
-    model = spec.build(SIZE, "imagenet")  # untimed
-    preprocess = spec.preprocess_input
-
-    @tf.function(input_signature=[tf.TensorSpec([None, SIZE, SIZE, 3], tf.uint8)])
-    def forward(x):
-        return model(preprocess(tf.cast(x, tf.float32)), training=False)
-
-    forward(images[:FORWARD_BATCH]).numpy()  # warm-up, untimed
+    base = FrozenBase(spec, SIZE, "imagenet")  # untimed
+    base(images[:BATCH_SIZE])  # warm-up, untimed
     started = time.perf_counter()
-    for start in range(0, len(images), FORWARD_BATCH):
-        forward(images[start : start + FORWARD_BATCH]).numpy()
-    seconds = time.perf_counter() - started
-    del model, forward
-    return seconds
+    for start in range(0, len(images), BATCH_SIZE):
+        base(images[start : start + BATCH_SIZE])
+    return time.perf_counter() - started
 
 
 def seeds_way(path: Path, model_id: str) -> dict:

@@ -74,7 +74,3 @@ def _imagenet_labels() -> list[str]:
         )
     index = json.loads(path.read_text())
     return [index[str(i)][1] for i in range(len(index))]
-
-
-def resized(image: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(image.convert("RGB").resize((size, size), Image.BILINEAR), np.uint8)

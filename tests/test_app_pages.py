@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from images import class_folders, noise_jpeg, truncated_jpeg
+from images import class_folders, truncated_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = str(REPO / "streamlit_app.py")
