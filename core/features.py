@@ -88,9 +88,9 @@ class Extractor:
     def runtime(self) -> Runtime:
         """TensorFlow, or ONNX Runtime once its features match TensorFlow's on a few of the user's images."""
         base = FrozenBase(self.spec, self.size, self.weights)
-        if self.requested == "tf":
-            return make_runtime(base, "tf", None, config.home() / "cache" / "graphs")
-        calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
+        calibration = None
+        if self.requested != "tf":
+            calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
         return make_runtime(base, self.requested, calibration, config.home() / "cache" / "graphs")
 
     @property

@@ -235,12 +235,15 @@ def _latency_cache() -> Path:
     return config.home() / "cache" / "latency.json"
 
 
+def _latencies() -> dict[str, list[float]]:
+    path = _latency_cache()
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def known_latency(model_id: str, size: int, runtime: str = "tf") -> tuple[float, float] | None:
     """(ms per image at batch 1, images/s at batch 32) measured earlier on this host, if any."""
-    path = _latency_cache()
-    cached = json.loads(path.read_text()) if path.exists() else {}
-    key = f"{model_id}@{size}/{runtime}"
-    return tuple(cached[key]) if key in cached else None
+    found = _latencies().get(f"{model_id}@{size}/{runtime}")
+    return tuple(found) if found else None
 
 
 def model_latency(extractor: Extractor, runtime: str, head=None) -> tuple[float, float]:
@@ -254,9 +257,8 @@ def model_latency(extractor: Extractor, runtime: str, head=None) -> tuple[float,
     base = extractor.runtime
     predict = base if head is None else (lambda images: head(base(images), training=False))
     measured = measure_latency(predict, extractor.size)
-    path = _latency_cache()
-    cached = json.loads(path.read_text()) if path.exists() else {}
+    cached = _latencies()
     cached[f"{extractor.spec.id}@{extractor.size}/{base.name}"] = measured
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(cached, indent=1))
+    _latency_cache().parent.mkdir(parents=True, exist_ok=True)
+    _latency_cache().write_text(json.dumps(cached, indent=1))
     return measured

@@ -113,8 +113,7 @@ def train_head(
         callbacks=[stopper, Report()],
     )
     trained.seconds = time.perf_counter() - started
-    losses = [epoch["val_loss"] for epoch in trained.history]
-    trained.best_epoch = int(np.argmin(losses)) + 1
+    trained.best_epoch = _best_epoch(trained.history)
     if cache_path is not None and not trained.stopped:
         _save(trained, cache_path)
     return trained
@@ -141,5 +140,9 @@ def _load(path: Path, on_epoch: EpochCallback | None) -> TrainedHead:
     for epoch, metrics in enumerate(history, start=1):
         if on_epoch:
             on_epoch(epoch, metrics)
-    best_epoch = int(np.argmin([epoch["val_loss"] for epoch in history])) + 1
-    return TrainedHead(keras.models.load_model(path), history, best_epoch, saved["seconds"], cached=True)
+    return TrainedHead(keras.models.load_model(path), history, _best_epoch(history), saved["seconds"], cached=True)
+
+
+def _best_epoch(history: list[dict[str, float]]) -> int:
+    """The epoch (from 1) with the lowest validation loss: the one early stopping restores."""
+    return int(np.argmin([epoch["val_loss"] for epoch in history])) + 1
