@@ -9,6 +9,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from core.evaluate import pareto_front
+
 ACCENT = "#0F766E"
 MUTED = "#94A3B8"
 HIGHLIGHT = "#F59E0B"
@@ -17,21 +19,9 @@ X_AXES = {
     "params": ("Parameters (millions, log scale)", lambda r: r["params"] / 1e6),
     "size_mb": ("Model size (MB, float32, log scale)", lambda r: r["size_mb"]),
     "latency_ms": ("Latency on this host (ms per image, batch 1, log scale)", lambda r: r["latency_ms"]),
+    "latency_ms_tf": ("Latency in TensorFlow on this host (ms per image, batch 1, log scale)", lambda r: r.get("latency_ms_tf")),
+    "latency_ms_onnx": ("Latency in ONNX Runtime on this host (ms per image, batch 1, log scale)", lambda r: r.get("latency_ms_onnx")),
 }
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats: smaller-or-equal x and higher-or-equal y (one strictly).
-
-    Returned in increasing x order, which is the order to draw the front line in.
-    """
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best_y = [], float("-inf")
-    for i in order:
-        if points[i][1] > best_y:
-            front.append(i)
-            best_y = points[i][1]
-    return front
 
 
 TOP_LEGEND = dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1)
@@ -44,14 +34,14 @@ def _layout(fig: go.Figure, legend: dict = TOP_LEGEND, top: int = 60, **kwargs) 
 
 
 def tradeoff_scatter(results: list[dict[str, Any]], x: str = "params", recommended: str | None = None) -> go.Figure:
-    """Validation accuracy against `x` ("params", "size_mb" or "latency_ms") on a log axis, with the front."""
+    """Validation accuracy against `x` (a key of `X_AXES`) on a log axis, with the front; models without `x` are left out."""
     title, value = X_AXES[x]
-    ok = [r for r in results if r.get("status") == "ok" and r.get("val_accuracy") is not None]
+    ok = [r for r in results if r.get("status") == "ok" and r.get("val_accuracy") is not None and value(r) is not None]
     xs = [value(r) for r in ok]
     ys = [r["val_accuracy"] * 100 for r in ok]
     hover = [
         f"<b>{r['model']}</b><br>accuracy {r['val_accuracy']:.1%}<br>{r['params'] / 1e6:.2f}M params, "
-        f"{r['size_mb']:.1f} MB<br>{r['latency_ms']:.1f} ms/image, input {r['input_size']} px"
+        f"{r['size_mb']:.1f} MB<br>{r['latency_ms']:.1f} ms/image in {r.get('runtime', 'tf')}, input {r['input_size']} px"
         for r in ok
     ]
     fig = go.Figure()

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--weights", choices=("imagenet", "none"), default="imagenet")
     sweep.add_argument("--runtime", choices=("auto", "tf", "onnx"), default="auto",
                        help="inference runtime of the frozen base (auto: ONNX Runtime where it matches TensorFlow)")
+    sweep.add_argument("--screen", type=float, nargs="?", const=0.2, metavar="SHARE",
+                       help="screen every model on this share of the images first (default 0.2) and finish only the finalists")
+    sweep.add_argument("--screen-keep", type=int, default=2, help="with --screen: keep at least this many of the most accurate models")
     sweep.add_argument("--val-split", type=float, default=0.2, help="validation share for class-folder datasets")
     sweep.add_argument("--seed", type=int, default=1337)
     sweep.add_argument("--out", type=Path, help="write results and the recommendation as JSON")
@@ -70,6 +73,8 @@ def _sweep(args: argparse.Namespace) -> int:
             val_split=args.val_split,
             seed=args.seed,
             runtime=args.runtime,
+            screen=args.screen,
+            screen_keep=args.screen_keep,
         )
         outcome = run_sweep(args.data, settings, on_progress=_progress_bar)
     except (ValueError, DatasetError) as error:
@@ -80,6 +85,8 @@ def _sweep(args: argparse.Namespace) -> int:
     recommendation = outcome["recommendation"]
     if recommendation:
         print(f"\nRecommendation: {recommendation['model']}\n{recommendation['reason']}")
+        if "screening" in recommendation:
+            _print_screening(recommendation["screening"], recommendation["model"])
     if args.out:
         args.out.write_text(json.dumps({k: outcome[k] for k in ("run_id", "results", "recommendation")}, indent=2))
         print(f"Results written to {args.out}")
@@ -94,7 +101,7 @@ def _progress_bar(progress) -> None:
     )
     line = (
         f"\r[{'#' * filled}{'.' * (width - filled)}] {progress.fraction:4.0%} "
-        f"model {min(progress.index + 1, len(progress.models))}/{len(progress.models)} "
+        f"{progress.phase + ': ' if progress.phase else ''}model {min(progress.index + 1, len(progress.models))}/{len(progress.models)} "
         f"{progress.model or ''} {progress.stage} {step}"
     )
     print(f"{line:<110}", end="", file=sys.stderr, flush=True)
@@ -106,9 +113,21 @@ def _print_table(results: list[dict]) -> None:
         table = pd.DataFrame(ok).sort_values("val_accuracy", ascending=False)
         table["val_accuracy"] = (table["val_accuracy"] * 100).round(1)
         table["params_M"] = (table["params"] / 1e6).round(2)
-        columns = ["model", "val_accuracy", "params_M", "size_mb", "input_size", "runtime", "latency_ms", "feature_seconds", "head_seconds"]
-        print(table[columns].to_string(index=False))
+        columns = ["model", "val_accuracy", "params_M", "size_mb", "input_size", "runtime", "latency_ms_tf", "latency_ms_onnx",
+                   "feature_seconds", "head_seconds"]  # fmt: skip
+        print(table[[c for c in columns if c in table]].to_string(index=False))
     for note in (r for r in ok if r["runtime_note"]):
         print(f"{note['model']} ran in TensorFlow: {note['runtime_note']}")
-    for failed in (r for r in results if r["status"] != "ok"):
+    for out in (r for r in results if r["status"] == "screened out"):
+        print(f"screened out {out['model']}: {out['subset_accuracy']:.1%} on the screening subset")
+    for failed in (r for r in results if r["status"] == "failed"):
         print(f"FAILED {failed['model']}: {failed['error']}")
+
+
+def _print_screening(screening: dict, winner: str) -> None:
+    print(
+        f"Screening: {len(screening['finalists'])} finalist(s) of {len(screening['subset_accuracy'])} scored on "
+        f"{screening['subset_images']} images (margin {screening['margin']:.1%}): {', '.join(screening['finalists'])}"
+    )
+    if screening["winner_changed"]:
+        print(f"Note: on the screening subset {screening['screened_winner']} ranked first; on all images, {winner} wins.")

@@ -207,6 +207,30 @@ def load_dataset(
     )
 
 
+def stratified_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
+    """A seeded `fraction` of the images, in proportion per class and split, for screening models fast.
+
+    Like `max_images`, it keeps at least one image per class in each split. The subset has its own
+    fingerprint, hence its own caches.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1 (exclusive). Received: fraction={fraction}")
+    groups: _Groups = defaultdict(list)
+    for record in dataset.train + dataset.validation:
+        groups[record.split, record.label].append(record.path)
+    total = len(dataset.train) + len(dataset.validation)
+    kept = {path for paths in _subsample(groups, max(len(groups), round(fraction * total)), seed).values() for path in paths}
+    records = {split: [r for r in getattr(dataset, split) if r.path in kept] for split in IMAGE_SPLITS}
+    return Dataset(
+        root=dataset.root,
+        classes=dataset.classes,
+        train=records["train"],
+        validation=records["validation"],
+        report=dataset.report,
+        fingerprint=_fingerprint(dataset.classes, records),
+    )
+
+
 def _as_folder(source: Path) -> Path:
     """The folder behind `source`: itself, or where its zip file is extracted (once)."""
     if not source.exists():

@@ -30,7 +30,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, classe
 
 
 def measure_latency(
-    predict: Callable[[np.ndarray], Any], size: int, budget_seconds: float = 2.0
+    predict: Callable[[np.ndarray], Any], size: int, budget_seconds: float = 1.0
 ) -> tuple[float, float]:
     """(ms per image at batch 1, images per second at batch 32) of `predict` on uint8 images.
 
@@ -54,11 +54,26 @@ def measure_latency(
     return latency_ms, throughput
 
 
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: smaller-or-equal x and higher-or-equal y (one strictly).
+
+    Returned in increasing x order, which is the order to draw the front line in.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best_y = [], float("-inf")
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front
+
+
 def recommend(results: list[dict[str, Any]], tolerance: float = 0.01) -> dict[str, Any] | None:
     """The smallest model within `tolerance` of the best validation accuracy, and the fastest by the same rule.
 
-    `results` are per-model dicts with `model`, `val_accuracy`, `params` and `latency_ms`; failed
-    models (no accuracy) are ignored. Returns None when no model succeeded.
+    `results` are per-model dicts with `model`, `val_accuracy`, `params` and `latency_ms` (None or
+    absent when not timed: then no "fastest"); failed models (no accuracy) are ignored. Returns None
+    when no model succeeded.
     """
     scored = [r for r in results if r.get("val_accuracy") is not None]
     if not scored:
@@ -66,10 +81,11 @@ def recommend(results: list[dict[str, Any]], tolerance: float = 0.01) -> dict[st
     best = max(scored, key=lambda r: r["val_accuracy"])
     good = [r for r in scored if r["val_accuracy"] >= best["val_accuracy"] - tolerance]
     smallest = min(good, key=lambda r: (r["params"], -r["val_accuracy"]))
-    fastest = min(good, key=lambda r: (r["latency_ms"], -r["val_accuracy"]))
+    timed = [r for r in good if r.get("latency_ms") is not None]
+    fastest = min(timed, key=lambda r: (r["latency_ms"], -r["val_accuracy"])) if timed else None
     return {
         "model": smallest["model"],
-        "fastest": fastest["model"],
+        "fastest": fastest and fastest["model"],
         "best": best["model"],
         "tolerance": tolerance,
         "reason": _reason(smallest, fastest, best, good, tolerance),
@@ -90,4 +106,30 @@ def _reason(smallest: dict, fastest: dict, best: dict, good: list[dict], toleran
             f"validation accuracy ({best['val_accuracy']:.1%}, {best['model']}): "
             f"{smallest['val_accuracy']:.1%} with {size}, {best['params'] / smallest['params']:.1f}x fewer"
         )
+    if fastest is None:
+        return text + "."
     return text + f". Fastest by the same rule: {fastest['model']} at {fastest['latency_ms']:.1f} ms/image."
+
+
+def screen(results: list[dict[str, Any]], keep: int, tolerance: float, validation_images: int) -> dict[str, Any]:
+    """Which models of a screening round (trained on a subset) could still win on the full data.
+
+    Kept ("finalists"): the `keep` most accurate, and every model on the accuracy-vs-parameters Pareto
+    front whose accuracy is within `margin` of the best. The margin is the recommendation's `tolerance`
+    plus two standard errors of the best accuracy measured on `validation_images`: the subset's noise.
+    Failed models are neither kept nor screened out. Returns {finalists, screened_out, margin}.
+    """
+    if keep < 1:
+        raise ValueError(f"keep must be at least 1. Received: keep={keep}")
+    scored = sorted((r for r in results if r.get("val_accuracy") is not None), key=lambda r: (-r["val_accuracy"], r["params"]))
+    if not scored:
+        return {"finalists": [], "screened_out": [], "margin": None}
+    best = scored[0]["val_accuracy"]
+    margin = tolerance + 2 * float(np.sqrt(best * (1 - best) / max(1, validation_images)))
+    front = {scored[i]["model"] for i in pareto_front([(r["params"], r["val_accuracy"]) for r in scored])}
+    kept = {r["model"] for r in scored[:keep]} | {r["model"] for r in scored if r["model"] in front and r["val_accuracy"] >= best - margin}
+    return {
+        "finalists": [r["model"] for r in results if r["model"] in kept],  # in the sweep's order
+        "screened_out": [r["model"] for r in scored if r["model"] not in kept],
+        "margin": margin,
+    }

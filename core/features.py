@@ -75,8 +75,8 @@ class FrozenBase:
 class Extractor:
     """A model to extract features with, built only when something must actually be computed.
 
-    On a warm cache nothing is built: no weights loaded, no graph exported. `dataset` may be None for
-    the "tf" runtime (no calibration needed), e.g. to time a model on its own.
+    On a warm cache nothing is built: no weights loaded, no graph exported. `dataset` may be None to
+    time a model on its own; an exported graph is then checked on random pixels instead of the user's images.
     """
 
     def __init__(self, dataset: Dataset | None, spec: ModelSpec, size: int, weights: str, runtime: str = "auto"):
@@ -85,13 +85,26 @@ class Extractor:
         self.dataset, self.spec, self.size, self.weights, self.requested = dataset, spec, size, weights, runtime
 
     @cached_property
+    def base(self) -> FrozenBase:
+        """The model in TensorFlow: the reference every other runtime is checked against."""
+        return FrozenBase(self.spec, self.size, self.weights)
+
+    @cached_property
     def runtime(self) -> Runtime:
         """TensorFlow, or ONNX Runtime once its features match TensorFlow's on a few of the user's images."""
-        base = FrozenBase(self.spec, self.size, self.weights)
         calibration = None
-        if self.requested != "tf":
+        if self.requested != "tf" and self.dataset is not None:
             calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
-        return make_runtime(base, self.requested, calibration, config.home() / "cache" / "graphs")
+        elif self.requested != "tf":  # no dataset (timing a model on its own): seeded random pixels
+            shape = (CALIBRATION_IMAGES, self.size, self.size, 3)
+            calibration = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        return make_runtime(self.base, self.requested, calibration, config.home() / "cache" / "graphs")
+
+    def for_dataset(self, dataset: Dataset) -> Extractor:
+        """The same model for another dataset, keeping the base and runtime already built (not rebuilt)."""
+        other = Extractor(dataset, self.spec, self.size, self.weights, self.requested)
+        other.__dict__.update({key: self.__dict__[key] for key in ("base", "runtime") if key in self.__dict__})
+        return other
 
     @property
     def cache_path(self) -> Path:

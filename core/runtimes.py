@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from core.features import FrozenBase
 
 RUNTIMES = ("auto", "tf", "onnx")
+RUNTIME_LABELS = {"tf": "TensorFlow", "onnx": "ONNX Runtime"}
 PARITY_TOLERANCE = 1e-4  # max relative difference of features vs TensorFlow on the calibration batch
 _EPS = 1e-12
 _REASON_CHARS = 300

@@ -8,20 +8,22 @@ the sweep goes on with the rest.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from core import config
-from core.data import Dataset, load_dataset
-from core.evaluate import classification_metrics, measure_latency, recommend
+from core.data import Dataset, load_dataset, stratified_subset
+from core.evaluate import classification_metrics, measure_latency, recommend, screen
 from core.features import DECODING_STAGE, Extractor, extract_features
 from core.runtimes import RUNTIMES
 from core.store import Store
 from core.train import HeadSettings, head_cache_path, train_head
-from core.zoo import WEIGHTS, parse_model_id
+from core.zoo import WEIGHTS, model_weights, parse_model_id
 
+LATENCY_RUNTIMES = ("tf", "onnx")  # every model is timed in each (ONNX unless TensorFlow is forced)
 STAGES = ("loading data", "building", DECODING_STAGE, "extracting features", "training head", "measuring latency", "done", "cancelled")
 
 
@@ -36,6 +38,8 @@ class SweepSettings:
     tolerance: float = 0.01  # accuracy tolerance of the recommendation (0.01 = 1 point)
     max_images: int | None = None  # hosted mode's cap on images per sweep
     runtime: str = "auto"  # "auto" (ONNX Runtime when it matches TensorFlow), "tf" or "onnx"
+    screen: float | None = None  # share of the images to screen every model on first (None: no screening)
+    screen_keep: int = 2  # screening keeps at least this many of the most accurate models
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(self.models))
@@ -46,6 +50,13 @@ class SweepSettings:
         for model_id in self.models:
             spec, size = parse_model_id(model_id)  # raises on an unknown id
             spec.check_size(size or self.image_size or spec.default_size)
+            model_weights(model_id, self.weights)  # raises on unknown weights
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"Each model can be in a sweep once. Received: models={list(self.models)}")
+        if self.screen is not None and not 0 < self.screen < 1:
+            raise ValueError(f"screen must be a share of the images between 0 and 1. Received: screen={self.screen}")
+        if self.screen_keep < 1:
+            raise ValueError(f"screen_keep must be at least 1. Received: screen_keep={self.screen_keep}")
         HeadSettings(epochs=self.epochs)  # checks epochs
         if self.runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}. Received: runtime={self.runtime}")
@@ -76,7 +87,8 @@ class Progress:
     """Where a sweep is: which model, which stage, how far; sent to `on_progress` and the store."""
 
     run_id: int
-    models: list[str]
+    models: list[str]  # the models of the current phase
+    phase: str = ""  # with screening: which of its two phases is running
     index: int = 0  # position of the current model
     model: str | None = None
     stage: str = "loading data"
@@ -117,23 +129,18 @@ def run_sweep(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
-    """Run the sweep over `source` (a dataset folder or zip) and return {run_id, results, recommendation}."""
+    """Run the sweep over `source` (a dataset folder or zip) and return {run_id, results, recommendation}.
+
+    With `settings.screen`, every model is first trained and scored on a stratified subset of the
+    images; only the finalists (see `core.evaluate.screen`) are then run on the full data, and the
+    others are reported as "screened out" with their subset accuracy. The recommendation then carries
+    a `screening` record, which flags when the full-data winner differs from the screened ranking's.
+    """
     store = store or Store()
     run_id = run_id or store.create_run(str(source), settings.to_dict())
-    progress = Progress(run_id, list(settings.models))
-    last_write = 0.0
-
-    def report(force: bool = False) -> None:
-        nonlocal last_write
-        if on_progress:
-            on_progress(progress)
-        if force or time.monotonic() - last_write > 0.5:
-            store.set_progress(run_id, {**asdict(progress), "fraction": progress.fraction})
-            last_write = time.monotonic()
-
-    stop = should_stop or (lambda: store.cancel_requested(run_id))
+    sweep = _Sweep(settings, store, run_id, on_progress, should_stop)
     store.update_run(run_id, status="running")
-    report(force=True)
+    sweep.report(force=True)
     try:
         dataset = load_dataset(source, val_split=settings.val_split, seed=settings.seed, max_images=settings.max_images)
     except Exception as error:
@@ -142,93 +149,159 @@ def run_sweep(
     store.update_run(run_id, report=dataset.report.to_dict())
 
     results: list[dict[str, Any]] = []
-    for index, model_id in enumerate(settings.models):
-        if stop():
-            break
-        progress.index, progress.model, progress.epoch, progress.metrics = index, model_id, 0, {}
-        try:
-            result = _sweep_model(dataset, model_id, settings, run_id, store, progress, report, stop)
-        except Exception as error:  # one model's failure must not end the sweep
-            result = {"model": model_id, "status": "failed", "error": f"{type(error).__name__}: {error}"}
-        store.save_result(run_id, result)
-        results.append(result)
-        progress.finished.append(model_id)
-        report(force=True)
+    models, screening = list(settings.models), None
+    if settings.screen:
+        subset = stratified_subset(dataset, settings.screen, settings.seed)
+        sweep.progress.phase = f"screening on {len(subset.train) + len(subset.validation)} images"
+        screened = sweep.run_models(subset, models, final=False)
+        screening = screen(screened, settings.screen_keep, settings.tolerance, len(subset.validation))
+        complete = len(screened) == len(models)  # not cancelled
+        for result in screened:  # failed models, and screened-out ones, are final now
+            if result["status"] == "failed" or (complete and result["model"] not in screening["finalists"]):
+                results.append(result if result["status"] == "failed" else _screened_out(result))
+                store.save_result(run_id, results[-1])
+        if complete:
+            models = screening["finalists"]
+            sweep.extractors = {model: sweep.extractors[model] for model in models}
+            sweep.progress.phase = f"finishing {len(models)} finalist(s) on all images"
+            results += sweep.run_models(dataset, models, final=True)
+    else:
+        results += sweep.run_models(dataset, models, final=True)
 
     recommendation = recommend(results, settings.tolerance)
-    status = "cancelled" if stop() and len(results) < len(settings.models) else "done"
-    progress.stage = "done" if status == "done" else "cancelled"
-    report(force=True)
+    if screening is not None:
+        screening = _screening_record(screening, screened, subset, settings.tolerance)
+        for result in results:  # finalists: their subset accuracy beside their full-data one
+            if result["model"] in screening["finalists"] and result["status"] == "ok":
+                result["subset_accuracy"] = screening["subset_accuracy"].get(result["model"])
+                store.save_result(run_id, result)
+        if recommendation:
+            screening["winner_changed"] = screening["screened_winner"] != recommendation["model"]
+            recommendation["screening"] = screening
+    status = "done" if len(sweep.progress.finished) == len(models) else "cancelled"
+    sweep.progress.stage = status
+    sweep.report(force=True)
     store.update_run(run_id, status=status, recommendation=recommendation or {})
     return {"run_id": run_id, "results": results, "recommendation": recommendation, "report": dataset.report.to_dict()}
 
 
-def _sweep_model(
-    dataset: Dataset,
-    model_id: str,
-    settings: SweepSettings,
-    run_id: int,
-    store: Store,
-    progress: Progress,
-    report: Callable[..., None],
-    stop: Callable[[], bool],
-) -> dict[str, Any]:
-    spec, _ = parse_model_id(model_id)
-    size = settings.input_size(model_id)
+def _screened_out(result: dict[str, Any]) -> dict[str, Any]:
+    """A model's final record when screening left it out: its subset accuracy, no full-data figures."""
+    keep = ("model", "family", "input_size", "weights", "params", "base_params", "feature_dim", "size_mb", "runtime")
+    return {**{key: result[key] for key in keep}, "status": "screened out", "subset_accuracy": result["val_accuracy"]}
 
-    def stage(name: str, done: int = 0, total: int = 0) -> None:
-        progress.stage, progress.done, progress.total = name, done, total
-        report()
 
-    stage("building")
-    extractor = Extractor(dataset, spec, size, settings.weights, settings.runtime)
-    features = extract_features(dataset, extractor, progress=stage)
-
-    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        progress.epoch, progress.metrics = epoch, metrics
-        store.save_epoch(run_id, model_id, epoch, metrics)
-        report()
-
-    progress.epochs = settings.epochs
-    stage("training head")
-    head_settings = HeadSettings(epochs=settings.epochs, seed=settings.seed)
-    cache = head_cache_path(features.path, dataset.num_classes, head_settings)
-    head = train_head(features, dataset.num_classes, head_settings, on_epoch, stop, cache_path=cache)
-    probabilities = head.model.predict(features.validation, verbose=0)
-    metrics = classification_metrics(features.validation_labels, probabilities, dataset.classes)
-
-    stage("measuring latency")
-    latency_ms, throughput = model_latency(extractor, features.runtime, head.model)
-
-    head_path = config.home() / "runs" / str(run_id) / f"{model_id.replace(':', '_').replace('@', '_')}.keras"
-    head_path.parent.mkdir(parents=True, exist_ok=True)
-    head.model.save(head_path)
-    params = spec.params + head.model.count_params()
+def _screening_record(screening: dict, screened: list[dict], subset: Dataset, tolerance: float) -> dict[str, Any]:
+    scored = {r["model"]: r["val_accuracy"] for r in screened if r.get("val_accuracy") is not None}
+    ranked = recommend(screened, tolerance)
     return {
-        "model": model_id,
-        "status": "ok",
-        "family": spec.family.name,
-        "input_size": size,
-        "weights": settings.weights,
-        "params": params,
-        "base_params": spec.params,
-        "feature_dim": int(features.train.shape[1]),
-        "size_mb": round(params * 4 / 1e6, 2),
-        **metrics,
-        "val_loss": head.history[head.best_epoch - 1]["val_loss"],
-        "epochs_run": len(head.history),
-        "best_epoch": head.best_epoch,
-        "feature_seconds": round(features.seconds, 3),
-        "features_cached": features.cached,
-        "runtime": features.runtime,
-        "runtime_note": features.runtime_note,
-        "head_seconds": round(head.seconds, 3),
-        "head_cached": head.cached,
-        "latency_ms": round(latency_ms, 3),
-        "throughput_ips": round(throughput, 1),
-        "classes": dataset.classes,
-        "head_path": str(head_path),
+        **screening,
+        "subset_images": len(subset.train) + len(subset.validation),
+        "subset_accuracy": scored,
+        "screened_winner": ranked["model"] if ranked else None,
     }
+
+
+class _Sweep:
+    """One sweep's settings, store and live progress, and how each model is run."""
+
+    def __init__(self, settings: SweepSettings, store: Store, run_id: int, on_progress, should_stop):
+        self.settings, self.store, self.run_id, self.on_progress = settings, store, run_id, on_progress
+        self.stop = should_stop or (lambda: store.cancel_requested(run_id))
+        self.progress = Progress(run_id, list(settings.models))
+        self.extractors: dict[str, Extractor] = {}  # built while screening, reused for the finalists
+        self._last_write = 0.0
+
+    def report(self, force: bool = False) -> None:
+        if self.on_progress:
+            self.on_progress(self.progress)
+        if force or time.monotonic() - self._last_write > 0.5:
+            self.store.set_progress(self.run_id, {**asdict(self.progress), "fraction": self.progress.fraction})
+            self._last_write = time.monotonic()
+
+    def run_models(self, dataset: Dataset, models: list[str], final: bool) -> list[dict[str, Any]]:
+        """Each model in turn; a failure is recorded for that model and the sweep goes on."""
+        progress, results = self.progress, []
+        progress.models, progress.finished = list(models), []
+        for index, model_id in enumerate(models):
+            if self.stop():
+                break
+            progress.index, progress.model, progress.epoch, progress.metrics = index, model_id, 0, {}
+            try:
+                result = self.run_model(dataset, model_id, final)
+            except Exception as error:  # one model's failure must not end the sweep
+                result = {"model": model_id, "status": "failed", "error": f"{type(error).__name__}: {error}"}
+            if final:
+                self.store.save_result(self.run_id, result)
+                self.extractors.pop(model_id, None)  # done with this model: free its base
+            results.append(result)
+            progress.finished.append(model_id)
+            self.report(force=True)
+        return results
+
+    def run_model(self, dataset: Dataset, model_id: str, final: bool) -> dict[str, Any]:
+        """Features, head and metrics of one model; the final run also times it, saves its head and history."""
+        settings, progress = self.settings, self.progress
+        spec, _ = parse_model_id(model_id)
+        size, weights = settings.input_size(model_id), model_weights(model_id, settings.weights)
+
+        def stage(name: str, done: int = 0, total: int = 0) -> None:
+            progress.stage, progress.done, progress.total = name, done, total
+            self.report()
+
+        stage("building")
+        extractor = self.extractors.get(model_id)
+        extractor = extractor.for_dataset(dataset) if extractor else Extractor(dataset, spec, size, weights, settings.runtime)
+        self.extractors[model_id] = extractor
+        features = extract_features(dataset, extractor, progress=stage)
+
+        def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+            progress.epoch, progress.metrics = epoch, metrics
+            if final:
+                self.store.save_epoch(self.run_id, model_id, epoch, metrics)
+            self.report()
+
+        progress.epochs = settings.epochs
+        stage("training head")
+        head_settings = HeadSettings(epochs=settings.epochs, seed=settings.seed)
+        cache = head_cache_path(features.path, dataset.num_classes, head_settings)
+        head = train_head(features, dataset.num_classes, head_settings, on_epoch, self.stop, cache_path=cache)
+        probabilities = head.model.predict(features.validation, batch_size=1024, verbose=0)
+        params = spec.params + head.model.count_params()
+        result = {
+            "model": model_id,
+            "status": "ok",
+            "family": spec.family.name,
+            "input_size": size,
+            "weights": weights,
+            "params": params,
+            "base_params": spec.params,
+            "feature_dim": int(features.train.shape[1]),
+            "size_mb": round(params * 4 / 1e6, 2),
+            **classification_metrics(features.validation_labels, probabilities, dataset.classes),
+            "val_loss": head.history[head.best_epoch - 1]["val_loss"],
+            "epochs_run": len(head.history),
+            "best_epoch": head.best_epoch,
+            "feature_seconds": round(features.seconds, 3),
+            "features_cached": features.cached,
+            "runtime": features.runtime,
+            "runtime_note": features.runtime_note,
+            "head_seconds": round(head.seconds, 3),
+            "head_cached": head.cached,
+            "classes": dataset.classes,
+        }
+        if not final:
+            return result
+
+        stage("measuring latency")
+        latencies = model_latency(extractor, head.model)
+        for name, found in latencies.items():
+            result[f"latency_ms_{name}"], result[f"throughput_ips_{name}"] = (round(found[0], 3), round(found[1], 1)) if found else (None, None)
+        result["latency_ms"], result["throughput_ips"] = result[f"latency_ms_{features.runtime}"], result[f"throughput_ips_{features.runtime}"]
+        result["head_path"] = str(config.home() / "runs" / str(self.run_id) / f"{re.sub(r'[^A-Za-z0-9.-]', '_', model_id)}.keras")
+        Path(result["head_path"]).parent.mkdir(parents=True, exist_ok=True)
+        head.model.save(result["head_path"])
+        return result
 
 
 def _latency_cache() -> Path:
@@ -240,25 +313,38 @@ def _latencies() -> dict[str, list[float]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def known_latency(model_id: str, size: int, runtime: str = "tf") -> tuple[float, float] | None:
-    """(ms per image at batch 1, images/s at batch 32) measured earlier on this host, if any."""
-    found = _latencies().get(f"{model_id}@{size}/{runtime}")
-    return tuple(found) if found else None
+def known_latencies(model_id: str, size: int) -> dict[str, tuple[float, float] | None]:
+    """Latencies measured earlier on this host, by runtime: (ms per image at batch 1, images/s at batch 32).
 
-
-def model_latency(extractor: Extractor, runtime: str, head=None) -> tuple[float, float]:
-    """Latency of base (+ head) in `runtime` on this host, measured once per model, size and runtime.
-
-    Weights don't change the arithmetic, so an untrained base measures what a trained one costs.
+    A runtime measured before but unavailable for this model (it fell back to TensorFlow) maps to None;
+    a runtime never tried is absent.
     """
-    found = known_latency(extractor.spec.id, extractor.size, runtime)
-    if found:
-        return found
-    base = extractor.runtime
-    predict = base if head is None else (lambda images: head(base(images), training=False))
-    measured = measure_latency(predict, extractor.size)
-    cached = _latencies()
-    cached[f"{extractor.spec.id}@{extractor.size}/{base.name}"] = measured
-    _latency_cache().parent.mkdir(parents=True, exist_ok=True)
-    _latency_cache().write_text(json.dumps(cached, indent=1))
-    return measured
+    prefix = f"{model_id}@{size}/"
+    return {key[len(prefix) :]: tuple(v) if v else None for key, v in _latencies().items() if key.startswith(prefix)}
+
+
+def model_latency(extractor: Extractor, head=None) -> dict[str, tuple[float, float] | None]:
+    """Latency of base (+ head) in each runtime on this host: {"tf": (ms, images/s), "onnx": ... or None}.
+
+    TensorFlow is always measured; ONNX Runtime too unless TensorFlow was forced (None when the model
+    fell back to TensorFlow). Each is measured once per model, size and runtime, and kept for later
+    sweeps: weights don't change the arithmetic, so an untrained base measures what a trained one costs.
+    """
+    known = known_latencies(extractor.spec.id, extractor.size)
+    wanted = ("tf",) if extractor.requested == "tf" else LATENCY_RUNTIMES
+    missing = [name for name in wanted if name not in known]
+    for name in missing:
+        if name == "tf":
+            forward = extractor.base
+        elif extractor.runtime.name == name:
+            forward = extractor.runtime
+        else:
+            known[name] = None  # fell back to TensorFlow: nothing else to time
+            continue
+        predict = forward if head is None else (lambda images, forward=forward: head(forward(images), training=False))
+        known[name] = measure_latency(predict, extractor.size)
+    if missing:
+        prefix = f"{extractor.spec.id}@{extractor.size}/"
+        _latency_cache().parent.mkdir(parents=True, exist_ok=True)
+        _latency_cache().write_text(json.dumps({**_latencies(), **{prefix + name: known[name] for name in missing}}, indent=1))
+    return {name: known[name] for name in wanted}

@@ -160,8 +160,11 @@ def zoo() -> dict[str, ModelSpec]:
 
 
 def parse_model_id(model_id: str) -> tuple[ModelSpec, int | None]:
-    """`MobileNet:0.25@128` -> (the MobileNet:0.25 spec, 128). The size is None when not given."""
-    text, _, size_text = model_id.strip().partition("@")
+    """`MobileNet:0.25@128` -> (the MobileNet:0.25 spec, 128). The size is None when not given.
+
+    An id may also name its weights after a slash (`ResNet50@160/none`, see `model_weights`).
+    """
+    text, _, size_text = model_id.strip().partition("/")[0].partition("@")
     spec = zoo().get(text)
     if spec is None:
         base = text.split(":")[0]
@@ -173,3 +176,11 @@ def parse_model_id(model_id: str) -> tuple[ModelSpec, int | None]:
     if not size_text.isdigit():
         raise ValueError(f"The size after '@' must be a whole number of pixels. Received: model={model_id!r}")
     return spec, spec.check_size(int(size_text))
+
+
+def model_weights(model_id: str, default: str) -> str:
+    """The weights a model id asks for (`MobileNet:0.25/none` -> "none"), else `default`."""
+    _, slash, weights = model_id.strip().partition("/")
+    if slash and weights not in WEIGHTS:
+        raise ValueError(f"The weights after '/' must be one of {WEIGHTS}. Received: model={model_id!r}")
+    return weights if slash else default

@@ -7,10 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from core.charts import confusion_figure, tradeoff_scatter
+from core.runtimes import RUNTIME_LABELS
 from core.store import Store
 
-COLUMNS = ["model", "val_accuracy", "params", "size_mb", "latency_ms", "throughput_ips", "input_size", "family",
-           "val_loss", "epochs_run", "best_epoch", "feature_seconds", "features_cached", "head_seconds"]  # fmt: skip
+COLUMNS = ["model", "val_accuracy", "subset_accuracy", "params", "size_mb", "runtime", "latency_ms_tf", "latency_ms_onnx",
+           "throughput_ips", "input_size", "family", "val_loss", "epochs_run", "best_epoch", "feature_seconds", "head_seconds"]  # fmt: skip
+LATENCY_AXES = {"latency_ms_onnx": RUNTIME_LABELS["onnx"], "latency_ms_tf": RUNTIME_LABELS["tf"]}
 
 st.title("Compare")
 store = Store()
@@ -36,26 +38,42 @@ if recommendation.get("model"):
     st.success(f"**Recommended: {recommendation['model']}**. {recommendation['reason']}", icon=":material/recommend:")
 elif run["status"] in ("queued", "running"):
     st.info("This sweep is still running; the recommendation comes when it finishes.", icon=":material/hourglass_top:")
-for failed in (r for r in results if r["status"] != "ok"):
+for failed in (r for r in results if r["status"] == "failed"):
     st.error(f"**{failed['model']}** failed: {failed.get('error')}", icon=":material/error:")
+if screening := recommendation.get("screening"):
+    out = ", ".join(f"{r['model']} ({r['subset_accuracy']:.1%})" for r in results if r["status"] == "screened out")
+    st.info(f"**Screened** on {screening['subset_images']} images; finished on all: {', '.join(screening['finalists'])}. "
+            f"Screened out (subset accuracy): {out or 'none'}.", icon=":material/filter_alt:")  # fmt: skip
+    if screening.get("winner_changed"):
+        st.warning(f"On the screening subset {screening['screened_winner']} ranked first; on all images "
+                   f"{recommendation['model']} wins.", icon=":material/swap_vert:")  # fmt: skip
+for fallback in (r for r in ok if r.get("runtime_note")):
+    st.caption(f":material/info: {fallback['model']} ran in TensorFlow: {fallback['runtime_note']}")
 
 if ok:
     axis = st.radio("Model size as", ["params", "size_mb"], horizontal=True,
                     format_func={"params": "parameters", "size_mb": "MB (float32)"}.get)  # fmt: skip
     left, right = st.columns(2)
     left.plotly_chart(tradeoff_scatter(ok, axis, recommendation.get("model")), key="size")
-    right.plotly_chart(tradeoff_scatter(ok, "latency_ms", recommendation.get("model")), key="latency")
+    timed = [axis for axis in LATENCY_AXES if any(r.get(axis) is not None for r in ok)] or ["latency_ms"]
+    latency = right.radio("Latency in", timed, horizontal=True, format_func=lambda a: LATENCY_AXES.get(a, "the runtime used"))
+    right.plotly_chart(tradeoff_scatter(ok, latency, recommendation.get("model")), key="latency")
 
-    table = pd.DataFrame(ok)[COLUMNS].sort_values("val_accuracy", ascending=False)
+    table = pd.DataFrame(ok).reindex(columns=COLUMNS).dropna(axis="columns", how="all").sort_values("val_accuracy", ascending=False)
+    table[["val_accuracy", "params"]] *= [100, 1e-6]
+    if "subset_accuracy" in table:
+        table["subset_accuracy"] *= 100
     st.dataframe(
-        table.assign(val_accuracy=table["val_accuracy"] * 100, params=table["params"] / 1e6),
+        table,
         hide_index=True,
         column_config={
             "val_accuracy": st.column_config.ProgressColumn("accuracy %", format="%.1f", min_value=0, max_value=100),
             "params": st.column_config.NumberColumn("params (M)", format="%.2f"),
             "size_mb": st.column_config.NumberColumn("size (MB)", format="%.1f"),
-            "latency_ms": st.column_config.NumberColumn("latency (ms)", format="%.1f"),
-            "throughput_ips": st.column_config.NumberColumn("images/s (batch 32)", format="%.0f"),
+            "subset_accuracy": st.column_config.NumberColumn("screening %", format="%.1f"),
+            "latency_ms_tf": st.column_config.NumberColumn("TensorFlow (ms)", format="%.1f", help="batch 1, this host"),
+            "latency_ms_onnx": st.column_config.NumberColumn("ONNX Runtime (ms)", format="%.1f", help="batch 1, this host"),
+            "throughput_ips": st.column_config.NumberColumn("images/s (batch 32)", format="%.0f", help="in the runtime used"),
             "input_size": "input (px)",
         },
     )

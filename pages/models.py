@@ -6,7 +6,8 @@ import streamlit as st
 from core import config
 from core.architecture import summarize
 from core.features import Extractor
-from core.sweep import known_latency, model_latency
+from core.runtimes import RUNTIME_LABELS
+from core.sweep import LATENCY_RUNTIMES, known_latencies, model_latency
 from core.zoo import zoo
 
 DEFAULT_MODELS = ["MobileNetV2:0.35", "MobileNet:0.25"]
@@ -75,12 +76,14 @@ for model_id in chosen:
     cols[4].metric("ImageNet top-1", f"{row['imagenet_top1']:.1f}%" if pd.notna(row["imagenet_top1"]) else "n/a")
     cols[5].metric("Weights", "cached" if row["weights_cached"] else f"{row['weights_mb']:.1f} MB to download")
     st.caption(f"{row['family']}: *{row['paper']}* ({row['year']}). Preprocessing: {row['preprocessing']}.")
-    speed = known_latency(model_id, row["default_size"])
-    if speed is None and st.button("Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"):
-        with st.spinner(f"Timing {model_id} (untrained weights, same arithmetic)…"):
-            speed = model_latency(Extractor(None, zoo()[model_id], int(row["default_size"]), "none", "tf"), "tf")
-    if speed:
-        st.markdown(f":material/speed: **Speed on this host (TensorFlow):** {speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32")
+    size = int(row["default_size"])
+    speeds = known_latencies(model_id, size)
+    if set(speeds) != set(LATENCY_RUNTIMES) and st.button("Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"):
+        with st.spinner(f"Timing {model_id} in each runtime (untrained weights, same arithmetic)…"):
+            speeds = model_latency(Extractor(None, zoo()[model_id], size, "none"))
+    for name, speed in speeds.items():
+        text = f"{speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32" if speed else "can't run this model (TensorFlow is used)"
+        st.markdown(f":material/speed: **{RUNTIME_LABELS[name]} on this host:** {text}")
     with st.expander(f"Architecture: {arch['layer_count']} layers"):
         left, right = st.columns([3, 1])
         left.dataframe(arch["layers"], hide_index=True, height=320)

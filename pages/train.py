@@ -25,11 +25,14 @@ with st.container(border=True):
                                help="Only for plain class folders; train/ + validation/ folders are used as given.")  # fmt: skip
     seed = cols[3].number_input("Seed", 0, 2**31 - 1, st.session_state.get("seed", 1337))
     st.session_state.val_split, st.session_state.seed = val_split, int(seed)
+    screen = st.toggle("Screen first", value=len(models) >= 6, help="Rank every model on 20% of the images, then "
+                       "finish only those that could still win on all of them. Saves time on long lists.")  # fmt: skip
     if not source:
         st.page_link("pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:")
     if st.button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(active or not source or not models)):
         try:
-            settings = SweepSettings(models=models, image_size=SIZES[size], epochs=int(epochs), val_split=val_split, seed=int(seed))
+            settings = SweepSettings(models=models, image_size=SIZES[size], epochs=int(epochs), val_split=val_split,
+                                     seed=int(seed), screen=0.2 if screen else None)  # fmt: skip
             st.session_state.run_id = worker.start_sweep(source, settings)
             st.rerun()
         except ValueError as error:
@@ -37,16 +40,21 @@ with st.container(border=True):
 
 
 def status_lines(run: dict, progress: dict, results: dict) -> None:
-    for index, model in enumerate(progress.get("models") or run["settings"]["models"]):
-        result = results.get(model)
-        if result and result["status"] == "ok":
+    running = run["status"] in ("queued", "running")
+    for model in run["settings"]["models"]:
+        result = results.get(model, {})
+        if result.get("status") == "ok":
             st.markdown(f":material/check_circle: **{model}**: {result['val_accuracy']:.1%} validation accuracy")
+        elif result.get("status") == "screened out":
+            st.markdown(f":material/filter_alt: {model}: screened out at {result['subset_accuracy']:.1%} on the subset")
         elif result:
             st.markdown(f":material/error: **{model}**: failed: {result.get('error')}")
-        elif model == progress.get("model") and run["status"] in ("queued", "running"):
+        elif model == progress.get("model") and running:
             step = f"epoch {progress['epoch']}/{progress['epochs']}" if progress.get("stage") == "training head" else (
                 f"{progress['done']}/{progress['total']} images" if progress.get("total") else "")  # fmt: skip
             st.markdown(f":material/progress_activity: **{model}**: {progress.get('stage')} {step}")
+        elif model in progress.get("finished", []) and progress.get("phase", "").startswith("screening"):
+            st.markdown(f":material/filter_alt: {model}: screened, waiting for the ranking")
         else:
             st.markdown(f":material/schedule: {model}: pending")
 
@@ -57,7 +65,8 @@ def show_run(run_id: int, running: bool = False) -> None:
     st.subheader(f"Run #{run_id}: {run['status']}")
     fraction = 1.0 if run["status"] == "done" else float(progress.get("fraction", 0.0))
     stage = progress.get("stage", "starting the worker")
-    st.progress(fraction, text=f"{fraction:.0%} · {progress.get('model') or ''} {stage}")
+    phase = f"{progress['phase']} · " if progress.get("phase") and run["status"] == "running" else ""
+    st.progress(fraction, text=f"{fraction:.0%} · {phase}{progress.get('model') or ''} {stage}")
     if running and st.button("Cancel", icon=":material/stop:", disabled=run["cancel_requested"]):
         worker.cancel(run_id)
         st.toast("Cancelling after the current batch or epoch; finished models are kept.")

@@ -50,6 +50,8 @@ def test_results_carry_metrics_sizes_and_timings(sweep):
         assert np.array(result["confusion"]).sum() == 1000
         assert np.trace(result["confusion"]) / 1000 == pytest.approx(result["val_accuracy"])
         assert result["latency_ms"] > 0 and result["throughput_ips"] > 0
+        assert result["latency_ms"] == result["latency_ms_onnx"] and result["latency_ms_tf"] > 0  # timed in both
+        assert result["throughput_ips_tf"] > 0 and result["throughput_ips"] == result["throughput_ips_onnx"]
         assert result["feature_seconds"] > 0 and not result["features_cached"] and not result["head_cached"]
         assert (result["runtime"], result["runtime_note"]) == ("onnx", "")  # its features matched TensorFlow's
         assert result["params"] > result["base_params"] > 0
@@ -89,7 +91,42 @@ def test_tensorflow_runtime_gives_the_same_accuracy(sweep, cats_and_dogs):
     forced = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"], runtime="tf"))["results"][0]
     first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
     assert forced["runtime"] == "tf" and not forced["features_cached"]
+    assert forced["latency_ms"] == forced["latency_ms_tf"] and "latency_ms_onnx" not in forced  # no graph exported
     assert forced["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.003)
+
+
+SCREENED_MODELS = [
+    "MobileNet:0.25@128", "MobileNet:0.25@160", "MobileNet:0.25@192", "MobileNet:0.25@224",
+    "MobileNet:0.75", "MobileNetV2:0.35", "MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none",
+]  # fmt: skip
+UNTRAINED = {"MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none"}
+
+
+def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
+    """Eight models, two of them untrained: screening on a fifth of the images finds the full sweep's winner."""
+    full = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS))
+    screened = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS, screen=0.2))
+    assert all(r["status"] == "ok" for r in full["results"])
+    assert screened["recommendation"]["model"] == full["recommendation"]["model"]
+
+    record = screened["recommendation"]["screening"]
+    assert 550 <= record["subset_images"] <= 650
+    assert set(record["finalists"]) | set(record["screened_out"]) == set(SCREENED_MODELS)
+    assert full["recommendation"]["model"] in record["finalists"] and UNTRAINED <= set(record["screened_out"])
+    assert len(record["finalists"]) <= 4  # the point of screening: most models never see the full data
+    assert record["winner_changed"] == (record["screened_winner"] != screened["recommendation"]["model"])
+
+    by_model = {r["model"]: r for r in screened["results"]}
+    full_accuracy = {r["model"]: r["val_accuracy"] for r in full["results"]}
+    for model in record["finalists"]:  # finished on all images: the full sweep's figures, plus the subset's
+        assert by_model[model]["status"] == "ok" and by_model[model]["val_accuracy"] == full_accuracy[model]
+        assert by_model[model]["subset_accuracy"] == record["subset_accuracy"][model]
+    for model in record["screened_out"]:
+        assert by_model[model]["status"] == "screened out" and "val_accuracy" not in by_model[model]
+        assert by_model[model]["subset_accuracy"] == record["subset_accuracy"][model]
+    assert max(record["subset_accuracy"][m] for m in UNTRAINED) < 0.7 < min(
+        record["subset_accuracy"][m] for m in set(SCREENED_MODELS) - UNTRAINED)  # fmt: skip
+    assert {r["model"]: r["status"] for r in Store().results(screened["run_id"])} == {m: by_model[m]["status"] for m in SCREENED_MODELS}
 
 
 def test_trained_classifier_predicts_a_held_out_photo(sweep, cats_and_dogs):

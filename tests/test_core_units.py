@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from core import worker
-from core.evaluate import classification_metrics, recommend
+from core.evaluate import classification_metrics, recommend, screen
 from core.store import Store
 from core.sweep import Progress, SweepSettings
+from core.zoo import model_weights, parse_model_id
 
 
 def test_classification_metrics_from_known_predictions():
@@ -46,6 +47,54 @@ def test_recommend_picks_smallest_and_fastest_within_tolerance():
     assert alone["reason"].startswith("big has the best validation accuracy (98.0%, 20.00M parameters)")
     assert recommend(results, tolerance=0.05)["model"] == "tiny"
     assert recommend([{"model": "broken", "status": "failed"}]) is None
+
+
+def test_recommend_without_latency_has_no_fastest():
+    recommendation = recommend([_result("a", 0.9, 1e6, None), _result("b", 0.95, 2e6, None)])
+    assert (recommendation["model"], recommendation["fastest"]) == ("b", None)
+    assert recommendation["reason"].endswith("within 1 point of it.")
+
+
+def test_screen_keeps_the_top_few_and_the_close_pareto_front():
+    results = [
+        _result("big", 0.97, 20e6, None),  # most accurate
+        _result("mid", 0.96, 5e6, None),  # on the front, within the margin
+        _result("dominated", 0.955, 8e6, None),  # bigger and worse than "mid": off the front
+        _result("tiny", 0.90, 0.5e6, None),  # on the front but far below the best
+        _result("untrained", 0.5, 3e6, None),
+        {"model": "broken", "status": "failed", "error": "no weights"},
+    ]
+    outcome = screen(results, keep=1, tolerance=0.01, validation_images=400)
+    # margin = tolerance + 2 standard errors of 97% on 400 images: 0.01 + 2 * 0.0085
+    assert outcome["margin"] == pytest.approx(0.01 + 2 * (0.97 * 0.03 / 400) ** 0.5)
+    assert outcome["finalists"] == ["big", "mid"]  # in the sweep's order
+    assert outcome["screened_out"] == ["dominated", "tiny", "untrained"]  # by subset accuracy; "broken" is neither
+    assert screen(results, keep=3, tolerance=0.01, validation_images=400)["finalists"] == ["big", "mid", "dominated"]
+    # Few validation images: a wider margin lets the small model through.
+    assert "tiny" in screen(results, keep=1, tolerance=0.01, validation_images=20)["finalists"]
+    assert screen(results[-1:], keep=2, tolerance=0.01, validation_images=400)["finalists"] == []
+    with pytest.raises(ValueError, match="Received: keep=0"):
+        screen(results, keep=0, tolerance=0.01, validation_images=400)
+
+
+def test_model_ids_may_carry_size_and_weights():
+    spec, size = parse_model_id("MobileNet:0.25@128/none")
+    assert (spec.id, size, model_weights("MobileNet:0.25@128/none", "imagenet")) == ("MobileNet:0.25", 128, "none")
+    assert model_weights("MobileNet:0.25@128", "imagenet") == "imagenet"
+    with pytest.raises(ValueError, match="one of .*Received: model='MobileNet:0.25/random'"):
+        model_weights("MobileNet:0.25/random", "imagenet")
+    with pytest.raises(ValueError, match="Received: model='MobileNet:0.25/random'"):
+        SweepSettings(models=["MobileNet:0.25/random"])
+
+
+def test_screening_settings_are_checked():
+    assert SweepSettings(models=["ResNet50", "ResNet50/none"], screen=0.2).screen == 0.2
+    with pytest.raises(ValueError, match="Received: screen=1.5"):
+        SweepSettings(models=["ResNet50"], screen=1.5)
+    with pytest.raises(ValueError, match="Received: screen_keep=0"):
+        SweepSettings(models=["ResNet50"], screen=0.2, screen_keep=0)
+    with pytest.raises(ValueError, match="once"):
+        SweepSettings(models=["ResNet50", "ResNet50"])
 
 
 def test_sweep_settings_check_arguments_up_front():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from images import (
 from PIL import Image
 
 from core import data
-from core.data import DatasetError, ImageProblem, extract_zip, load_dataset, load_image, open_image
+from core.data import DatasetError, ImageProblem, extract_zip, load_dataset, load_image, open_image, stratified_subset
 
 
 def skipped_reasons(dataset: data.Dataset) -> dict[str, str]:
@@ -135,6 +136,21 @@ def test_max_images_keeps_a_stratified_subset(tmp_path):
     assert counts["train"]["cats"] > counts["train"]["dogs"]
     assert load_dataset(root, max_images=12).fingerprint == dataset.fingerprint
     assert "max_images" in dataset.report.warnings[0]
+
+
+def test_stratified_subset_for_screening(tmp_path):
+    dataset = load_dataset(class_folders(tmp_path / "set", {"cats": 40, "dogs": 20}))
+    subset = stratified_subset(dataset, 0.25, seed=7)
+    counts = Counter((r.split, r.label) for r in subset.train + subset.validation)
+    full = Counter((r.split, r.label) for r in dataset.train + dataset.validation)
+    assert 10 <= sum(counts.values()) <= 15 and set(counts) == set(full)  # about a quarter, every class in each split
+    assert counts["train", 0] > counts["train", 1]  # in proportion
+    assert set(subset.train) <= set(dataset.train) and set(subset.validation) <= set(dataset.validation)
+    assert subset.train == [r for r in dataset.train if r in subset.train]  # in the dataset's order
+    assert subset.fingerprint != dataset.fingerprint
+    assert stratified_subset(dataset, 0.25, seed=7) == subset
+    with pytest.raises(ValueError, match="Received: fraction=1"):
+        stratified_subset(dataset, 1, seed=7)
 
 
 def test_missing_dataset(tmp_path):
