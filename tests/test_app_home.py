@@ -62,5 +62,5 @@ def test_home_in_browser(app_server, page):
     page.get_by_role("heading", name="Data").wait_for(state="visible")
     wait_for_app(page)
     assert page.url.rstrip("/").endswith("/data")
-    assert page.get_by_role("button", name="Load sample").is_visible()
+    page.get_by_role("button", name="Load sample").wait_for(state="visible")  # the page body renders after its title
     screenshot(page, "data_empty")

@@ -133,8 +133,9 @@ def test_models_measure_speed_on_this_host(tb_home):
     at = app("models")
     next(b for b in at.button if b.key == "speed-MobileNet:0.25").click().run()
     assert not at.exception, at.exception
-    speed = [m.value for m in at.markdown if "Speed on this host" in m.value]
-    assert len(speed) == 1 and "ms/image at batch 1" in speed[0]
+    speed = [m.value for m in at.markdown if "on this host:" in m.value]
+    assert len(speed) == 2 and all("ms/image at batch 1" in line for line in speed)  # TensorFlow, then ONNX Runtime
+    assert "TensorFlow" in speed[0] and "ONNX Runtime" in speed[1]
     assert "speed-MobileNet:0.25" not in [b.key for b in app("models").button]  # measured once, then cached
 
 
@@ -154,6 +155,17 @@ def test_hosted_mode_hides_server_paths_and_large_models(monkeypatch):
 
 
 # Train ---------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def screened_run(cats_and_dogs) -> int:
+    """A real screened sweep on 300 cats and dogs: the untrained model is screened out."""
+    from core.sweep import SweepSettings, run_sweep
+
+    models = [SMALL_MODEL, "MobileNet:0.5@128/none"]
+    outcome = run_sweep(cats_and_dogs, SweepSettings(models=models, max_images=300, screen=0.5, screen_keep=1))
+    assert outcome["recommendation"]["screening"]["screened_out"] == models[1:], outcome["recommendation"]["screening"]
+    return outcome["run_id"]
+
+
 def test_train_without_dataset_disables_start(tb_home):
     at = app("train")  # a fresh data directory: no earlier run to take the dataset from
     start = next(b for b in at.button if b.label == "Start sweep")
@@ -184,6 +196,17 @@ def test_compare_shows_recommendation(finished_run):
     assert list(table["model"]) == [SMALL_MODEL] and table["val_accuracy"].iloc[0] > 80
     assert len(at.get("plotly_chart")) == 3  # size, latency, confusion
     assert [d.label for d in at.get("download_button")] == ["Download CSV", "Download JSON"]
+
+
+def test_compare_and_train_show_a_screened_run(screened_run):
+    at = app("compare", run_id=screened_run)
+    info = [i.value for i in at.info]
+    assert any("Screened" in text and "MobileNet:0.5@128/none (" in text for text in info), info
+    table = at.dataframe[0].value
+    assert list(table["model"]) == [SMALL_MODEL] and table["subset_accuracy"].iloc[0] > 50
+    assert {"latency_ms_tf", "latency_ms_onnx", "runtime"} <= set(table.columns) and table["runtime"].iloc[0] == "onnx"
+    at = app("train", run_id=screened_run)
+    assert any("MobileNet:0.5@128/none: screened out at" in m.value for m in at.markdown)
 
 
 # Predict -------------------------------------------------------------------------------------------
