@@ -190,17 +190,17 @@ def print_sweep(name: str, record: dict) -> None:
     log(f"{name}: {record['seconds']:.1f} s")
     for model, r in record["models"].items():
         if r["status"] == "failed":
-            log(f"  {model:<20} FAILED {r.get('error')}")
+            log(f"  {model:<24} FAILED {r.get('error')}")
         elif r["status"] == "screened out":
-            log(f"  {model:<20} screened out (subset accuracy {r['subset_accuracy']:.4f})")
+            log(f"  {model:<24} screened out (subset accuracy {r['subset_accuracy']:.4f})")
         else:
             latency = "  ".join(f"{rt} {r[f'latency_ms_{rt}']:.1f} ms" for rt in ("tf", "onnx") if r.get(f"latency_ms_{rt}") is not None)
             log(
-                f"  {model:<20} val_accuracy {r['val_accuracy']:.4f}  runtime {r['runtime']:<4}  features {r['feature_seconds']:.1f} s"
+                f"  {model:<24} val_accuracy {r['val_accuracy']:.4f}  runtime {r['runtime']:<4}  features {r['feature_seconds']:.1f} s"
                 f"{' (cached)' if r['features_cached'] else ''}  head {r['head_seconds']:.1f} s ({r['epochs_run']} epochs)  latency {latency}"
             )
             if r.get("runtime_note"):
-                log(f"  {'':<20} ONNX not used: {r['runtime_note']}")
+                log(f"  {'':<24} ONNX not used: {r['runtime_note']}")
 
 
 def step_cold_sweeps(bench: Bench, models: list[str], per_model_sweeps: bool) -> dict:
@@ -251,7 +251,8 @@ def seed_004(path: Path, model_id: str) -> dict:
     model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])  # Keras' default optimizer (rmsprop)
 
     fit_started = time.perf_counter()
-    history = model.fit(train, validation_data=validation, epochs=SEED_EPOCHS, verbose=0)
+    # shuffle=False only silences Keras' warning: `fit` never reshuffles a tf.data dataset, which shuffles itself.
+    history = model.fit(train, validation_data=validation, epochs=SEED_EPOCHS, shuffle=False, verbose=0)
     ended = time.perf_counter()
     return {
         "seconds": round(ended - started, 3),  # datasets + build + fit
@@ -336,11 +337,11 @@ def step_forward(bench: Bench, models: list[str]) -> dict:
             found = section["models"][model] = bare_forward(images, model, bench.home("auto") / "cache" / "graphs")
         onnx = found["onnx"]
         log(
-            f"  {model:<20} tf {found['tf']['seconds']:6.1f} s {found['tf']['images_per_second']:7.1f} images/s   "
+            f"  {model:<24} tf {found['tf']['seconds']:6.1f} s {found['tf']['images_per_second']:7.1f} images/s   "
             f"onnx {onnx['seconds']:6.1f} s {onnx['images_per_second']:7.1f} images/s (ran in {onnx['runtime']})"
         )
         if onnx["fallback_reason"]:
-            log(f"  {'':<20} ONNX not used: {onnx['fallback_reason']}")
+            log(f"  {'':<24} ONNX not used: {onnx['fallback_reason']}")
     del images
     section["sum_seconds"] = {name: round(sum(m[name]["seconds"] for m in section["models"].values()), 3) for name in ("tf", "onnx")}
     section["fastest"] = min(section["sum_seconds"], key=section["sum_seconds"].get)

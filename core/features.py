@@ -21,7 +21,7 @@ import numpy as np
 
 from core import config
 from core.data import Dataset, load_image
-from core.runtimes import RUNTIMES, Runtime, make_runtime
+from core.runtimes import RUNTIMES, Runtime, make_runtime, onnx_path
 from core.zoo import ModelSpec
 
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
@@ -98,18 +98,28 @@ class Extractor:
         elif self.requested != "tf":  # no dataset (timing a model on its own): seeded random pixels
             shape = (CALIBRATION_IMAGES, self.size, self.size, 3)
             calibration = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-        return make_runtime(self.base, self.requested, calibration, config.home() / "cache" / "graphs")
+        return make_runtime(self.base, self.requested, calibration, _graphs_dir())
 
-    def for_dataset(self, dataset: Dataset) -> Extractor:
-        """The same model for another dataset, keeping the base and runtime already built (not rebuilt)."""
-        other = Extractor(dataset, self.spec, self.size, self.weights, self.requested)
-        other.__dict__.update({key: self.__dict__[key] for key in ("base", "runtime") if key in self.__dict__})
+    @property
+    def graph_exported(self) -> bool:
+        """True when this model's ONNX graph is already in the cache (no export needed to use it)."""
+        return onnx_path(self, _graphs_dir()).exists()
+
+    def for_dataset(self, dataset: Dataset, runtime: str) -> Extractor:
+        """The same model for another dataset and `runtime`, keeping what is already built."""
+        other = Extractor(dataset, self.spec, self.size, self.weights, runtime)
+        kept = ("base", "runtime") if runtime == self.requested else ("base",)
+        other.__dict__.update({key: self.__dict__[key] for key in kept if key in self.__dict__})
         return other
 
     @property
     def cache_path(self) -> Path:
         name = f"{self.spec.id.replace(':', '_')}-{self.weights}-{self.size}-{self.requested}.npz"
         return cache_dir(self.dataset) / "features" / name
+
+
+def _graphs_dir() -> Path:
+    return config.home() / "cache" / "graphs"  # per host, not per dataset
 
 
 def cache_dir(dataset: Dataset) -> Path:

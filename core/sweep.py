@@ -250,8 +250,11 @@ class _Sweep:
             self.report()
 
         stage("building")
+        runtime = settings.runtime
+        if not final and runtime == "auto" and not Extractor(None, spec, size, weights).graph_exported:
+            runtime = "tf"  # a screening subset is too small to repay a graph export; the finalists export
         extractor = self.extractors.get(model_id)
-        extractor = extractor.for_dataset(dataset) if extractor else Extractor(dataset, spec, size, weights, settings.runtime)
+        extractor = extractor.for_dataset(dataset, runtime) if extractor else Extractor(dataset, spec, size, weights, runtime)
         self.extractors[model_id] = extractor
         features = extract_features(dataset, extractor, progress=stage)
 
