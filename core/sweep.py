@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from core import config
 from core.data import Dataset, load_dataset, stratified_subset
 from core.evaluate import classification_metrics, measure_latency, recommend, screen
@@ -269,7 +271,7 @@ class _Sweep:
         head_settings = HeadSettings(epochs=settings.epochs, seed=settings.seed)
         cache = head_cache_path(features.path, dataset.num_classes, head_settings)
         head = train_head(features, dataset.num_classes, head_settings, on_epoch, self.stop, cache_path=cache)
-        probabilities = head.model.predict(features.validation, batch_size=1024, verbose=0)
+        probabilities = np.asarray(head.model(features.validation, training=False))
         params = spec.params + head.model.count_params()
         result = {
             "model": model_id,
@@ -299,12 +301,15 @@ class _Sweep:
         stage("measuring latency")
         latencies = model_latency(extractor, head.model)
         for name, found in latencies.items():
-            result[f"latency_ms_{name}"], result[f"throughput_ips_{name}"] = (round(found[0], 3), round(found[1], 1)) if found else (None, None)
-        result["latency_ms"], result["throughput_ips"] = result[f"latency_ms_{features.runtime}"], result[f"throughput_ips_{features.runtime}"]
-        result["head_path"] = str(config.home() / "runs" / str(self.run_id) / f"{re.sub(r'[^A-Za-z0-9.-]', '_', model_id)}.keras")
-        Path(result["head_path"]).parent.mkdir(parents=True, exist_ok=True)
-        head.model.save(result["head_path"])
-        return result
+            ms, images_per_second = found or (None, None)
+            result[f"latency_ms_{name}"] = ms and round(ms, 3)
+            result[f"throughput_ips_{name}"] = images_per_second and round(images_per_second, 1)
+        result["latency_ms"] = result[f"latency_ms_{features.runtime}"]  # in the runtime that ran
+        result["throughput_ips"] = result[f"throughput_ips_{features.runtime}"]
+        head_path = config.home() / "runs" / str(self.run_id) / f"{re.sub(r'[^A-Za-z0-9.-]', '_', model_id)}.keras"
+        head_path.parent.mkdir(parents=True, exist_ok=True)
+        head.model.save(head_path)
+        return {**result, "head_path": str(head_path)}
 
 
 def _latency_cache() -> Path:
