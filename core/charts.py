@@ -19,8 +19,8 @@ X_AXES = {
     "params": ("Parameters (millions, log scale)", lambda r: r["params"] / 1e6),
     "size_mb": ("Model size (MB, float32, log scale)", lambda r: r["size_mb"]),
     "latency_ms": ("Latency on this host (ms per image, batch 1, log scale)", lambda r: r["latency_ms"]),
-    "latency_ms_tf": ("Latency in TensorFlow on this host (ms per image, batch 1, log scale)", lambda r: r.get("latency_ms_tf")),
-    "latency_ms_onnx": ("Latency in ONNX Runtime on this host (ms per image, batch 1, log scale)", lambda r: r.get("latency_ms_onnx")),
+    "latency_ms_tf": ("TensorFlow latency on this host (ms/image, batch 1, log)", lambda r: r.get("latency_ms_tf")),
+    "latency_ms_onnx": ("ONNX Runtime latency on this host (ms/image, batch 1, log)", lambda r: r.get("latency_ms_onnx")),
 }
 
 
