@@ -48,7 +48,6 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25")
 SCREEN_MODELS = ("MobileNet:0.25@128", "MobileNet:0.25@160", "MobileNet:0.25@192", "MobileNet:0.25@224", "MobileNet:0.75", "MobileNetV2:0.35")
 DEFAULT_UNTRAINED = ("ResNet50/none", "EfficientNetB0/none")
-SCREEN_SHARE = 0.2
 SIZE = 224
 SEED_BATCH = 32
 SEED_EPOCHS = 3
@@ -355,8 +354,10 @@ def step_forward(bench: Bench, models: list[str]) -> dict:
 
 def step_screening(bench: Bench, models: list[str]) -> dict:
     """Step 4: the 8-model sweep in full, then screened on a share of the images, each cold."""
+    from core.sweep import DEFAULT_SCREEN_SHARE
+
     section = {}
-    for name, settings in (("full", {}), ("screened", {"screen": SCREEN_SHARE})):
+    for name, settings in (("full", {}), ("screened", {"screen": DEFAULT_SCREEN_SHARE})):
         record = section[name] = bench.sweep(f"{name} 8-model sweep", bench.home(name), models=models, **settings)
         bench.discard(bench.home(name))
         recommendation = record["recommendation"] or {}
@@ -426,6 +427,8 @@ def run(args: argparse.Namespace, bench: Bench) -> dict:
     import keras
     import tensorflow as tf
 
+    from core.sweep import DEFAULT_SCREEN_SHARE
+
     screen_models = [*SCREEN_MODELS, *args.untrained]
     out: dict = {"models": list(args.models), "screen_models": screen_models, "size": SIZE}
     out["environment"] = {
@@ -444,7 +447,7 @@ def run(args: argparse.Namespace, bench: Bench) -> dict:
         out["seeds"] = step_seeds(bench, args.models)
     log("\n[3/5] bare forward passes (TensorFlow, ONNX Runtime), then the warm-host sweep ...")
     out["forward"] = step_forward(bench, args.models)
-    log(f"\n[4/5] screening: {len(screen_models)} models in full, then screen={SCREEN_SHARE} ...")
+    log(f"\n[4/5] screening: {len(screen_models)} models in full, then screen={DEFAULT_SCREEN_SHARE} ...")
     if args.skip_screening:
         log("skipped (--skip-screening)")
     else:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.sweep import DEFAULT_SCREEN_SHARE
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core", description="Transfer Bench: compare Keras models on your images.")
@@ -29,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--weights", choices=("imagenet", "none"), default="imagenet")
     sweep.add_argument("--runtime", choices=("auto", "tf", "onnx"), default="auto",
                        help="inference runtime of the frozen base (auto: ONNX Runtime where it matches TensorFlow)")
-    sweep.add_argument("--screen", type=float, nargs="?", const=0.2, metavar="SHARE",
-                       help="screen every model on this share of the images first (default 0.2) and finish only the finalists")
+    sweep.add_argument("--screen", type=float, nargs="?", const=DEFAULT_SCREEN_SHARE, metavar="SHARE",
+                       help=f"screen every model on this share of the images first (default {DEFAULT_SCREEN_SHARE}) "
+                       "and finish only the finalists")  # fmt: skip
     sweep.add_argument("--screen-keep", type=int, default=2, help="with --screen: keep at least this many of the most accurate models")
     sweep.add_argument("--val-split", type=float, default=0.2, help="validation share for class-folder datasets")
     sweep.add_argument("--seed", type=int, default=1337)

@@ -92,12 +92,13 @@ class Extractor:
     @cached_property
     def runtime(self) -> Runtime:
         """TensorFlow, or ONNX Runtime once its features match TensorFlow's on a few of the user's images."""
-        calibration = None
-        if self.requested != "tf" and self.dataset is not None:
-            calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
-        elif self.requested != "tf":  # no dataset (timing a model on its own): seeded random pixels
+        if self.requested == "tf":
+            calibration = None
+        elif self.dataset is None:  # timing a model on its own: seeded random pixels
             shape = (CALIBRATION_IMAGES, self.size, self.size, 3)
             calibration = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+        else:
+            calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
         return make_runtime(self.base, self.requested, calibration, _graphs_dir())
 
     @property

@@ -25,6 +25,7 @@ from core.store import Store
 from core.train import HeadSettings, head_cache_path, train_head
 from core.zoo import WEIGHTS, model_weights, parse_model_id
 
+DEFAULT_SCREEN_SHARE = 0.2  # the share of the images a screened sweep ranks every model on
 LATENCY_RUNTIMES = ("tf", "onnx")  # every model is timed in each (ONNX unless TensorFlow is forced)
 STAGES = ("loading data", "building", DECODING_STAGE, "extracting features", "training head", "measuring latency", "done", "cancelled")
 
@@ -157,6 +158,7 @@ def run_sweep(
         sweep.progress.phase = f"screening on {len(subset.train) + len(subset.validation)} images"
         screened = sweep.run_models(subset, models, final=False)
         screening = screen(screened, settings.screen_keep, settings.tolerance, len(subset.validation))
+        sweep.subset_accuracy = {r["model"]: r["val_accuracy"] for r in screened if r["status"] == "ok"}
         complete = len(screened) == len(models)  # not cancelled
         for result in screened:  # failed models, and screened-out ones, are final now
             if result["status"] == "failed" or (complete and result["model"] not in screening["finalists"]):
@@ -172,11 +174,7 @@ def run_sweep(
 
     recommendation = recommend(results, settings.tolerance)
     if screening is not None:
-        screening = _screening_record(screening, screened, subset, settings.tolerance)
-        for result in results:  # finalists: their subset accuracy beside their full-data one
-            if result["model"] in screening["finalists"] and result["status"] == "ok":
-                result["subset_accuracy"] = screening["subset_accuracy"].get(result["model"])
-                store.save_result(run_id, result)
+        screening = _screening_record(screening, sweep.subset_accuracy, screened, subset, settings.tolerance)
         if recommendation:
             screening["winner_changed"] = screening["screened_winner"] != recommendation["model"]
             recommendation["screening"] = screening
@@ -193,13 +191,14 @@ def _screened_out(result: dict[str, Any]) -> dict[str, Any]:
     return {**{key: result[key] for key in keep}, "status": "screened out", "subset_accuracy": result["val_accuracy"]}
 
 
-def _screening_record(screening: dict, screened: list[dict], subset: Dataset, tolerance: float) -> dict[str, Any]:
-    scored = {r["model"]: r["val_accuracy"] for r in screened if r.get("val_accuracy") is not None}
+def _screening_record(
+    screening: dict, subset_accuracy: dict[str, float], screened: list[dict], subset: Dataset, tolerance: float
+) -> dict[str, Any]:
     ranked = recommend(screened, tolerance)
     return {
         **screening,
         "subset_images": len(subset.train) + len(subset.validation),
-        "subset_accuracy": scored,
+        "subset_accuracy": subset_accuracy,
         "screened_winner": ranked["model"] if ranked else None,
     }
 
@@ -212,6 +211,7 @@ class _Sweep:
         self.stop = should_stop or (lambda: store.cancel_requested(run_id))
         self.progress = Progress(run_id, list(settings.models))
         self.extractors: dict[str, Extractor] = {}  # built while screening, reused for the finalists
+        self.subset_accuracy: dict[str, float] = {}  # by model, once screening has scored them
         self._last_write = 0.0
 
     def report(self, force: bool = False) -> None:
@@ -297,6 +297,8 @@ class _Sweep:
         }
         if not final:
             return result
+        if model_id in self.subset_accuracy:  # a finalist: its subset accuracy beside its full-data one
+            result["subset_accuracy"] = self.subset_accuracy[model_id]
 
         stage("measuring latency")
         latencies = model_latency(extractor, head.model)

@@ -55,7 +55,7 @@ if ok:
                     format_func={"params": "parameters", "size_mb": "MB (float32)"}.get)  # fmt: skip
     left, right = st.columns(2)
     left.plotly_chart(tradeoff_scatter(ok, axis, recommendation.get("model")), key="size")
-    timed = [axis for axis in LATENCY_AXES if any(r.get(axis) is not None for r in ok)] or ["latency_ms"]
+    timed = [key for key in LATENCY_AXES if any(r.get(key) is not None for r in ok)] or ["latency_ms"]
     latency = right.radio("Latency in", timed, horizontal=True, format_func=lambda a: LATENCY_AXES.get(a, "the runtime used"))
     right.plotly_chart(tradeoff_scatter(ok, latency, recommendation.get("model")), key="latency")
 

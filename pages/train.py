@@ -5,7 +5,7 @@ import streamlit as st
 from core import worker
 from core.charts import history_figure
 from core.store import Store
-from core.sweep import SweepSettings
+from core.sweep import DEFAULT_SCREEN_SHARE, SweepSettings
 
 SIZES = {"Each model's default": None, "96 px": 96, "128 px": 128, "160 px": 160, "192 px": 192, "224 px": 224}
 
@@ -25,14 +25,14 @@ with st.container(border=True):
                                help="Only for plain class folders; train/ + validation/ folders are used as given.")  # fmt: skip
     seed = cols[3].number_input("Seed", 0, 2**31 - 1, st.session_state.get("seed", 1337))
     st.session_state.val_split, st.session_state.seed = val_split, int(seed)
-    screen = st.toggle("Screen first", value=len(models) >= 6, help="Rank every model on 20% of the images, then "
-                       "finish only those that could still win on all of them. Saves time on long lists.")  # fmt: skip
+    screen = st.toggle("Screen first", value=len(models) >= 6, help=f"Rank every model on {DEFAULT_SCREEN_SHARE:.0%} of the "
+                       "images, then finish only those that could still win on all of them. Saves time on long lists.")  # fmt: skip
     if not source:
         st.page_link("pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:")
     if st.button("Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(active or not source or not models)):
         try:
             settings = SweepSettings(models=models, image_size=SIZES[size], epochs=int(epochs), val_split=val_split,
-                                     seed=int(seed), screen=0.2 if screen else None)  # fmt: skip
+                                     seed=int(seed), screen=DEFAULT_SCREEN_SHARE if screen else None)  # fmt: skip
             st.session_state.run_id = worker.start_sweep(source, settings)
             st.rerun()
         except ValueError as error:
