@@ -20,8 +20,10 @@ the next:
 3. bare forward passes per model over images already decoded in memory, in the engine's batches:
    TensorFlow (`core.features.FrozenBase`) and ONNX Runtime (`core.runtimes.make_runtime`); export and
    warm-up untimed. Then a "warm host" sweep: a fresh home holding only the per-host caches (exported
-   graphs, latency.json) of step 1's auto sweep;
-4. screening (skipped with --skip-screening): the 8-model sweep in full, then with `screen=0.2`;
+   graphs, latency.json) of step 1's auto sweep, and one such sweep per model (a reported figure against
+   step 2: what the next dataset costs on this host);
+4. screening (skipped with --skip-screening): the 8-model sweep in full, then screened with the
+   default share (`core.sweep.DEFAULT_SCREEN_SHARE`);
 5. warm repeat: step 1's auto sweep again in its now warm home.
 
 Then the ratios against the targets, each marked PASS or FAIL; exit code 0 only when all pass.
@@ -59,7 +61,7 @@ TARGET_REPEAT_OVER_FIRST = 0.10  # warm repeat / cold sweep < 0.10
 TARGET_PEAK_RSS_MB = 2500.0  # peak RSS during the first cold sweep < 2500 MB
 
 SWEEP_KEYS = (
-    "status", "error", "subset_accuracy", "val_accuracy", "runtime", "runtime_note", "feature_seconds", "features_cached",
+    "status", "error", "subset_accuracy", "subset_images", "val_accuracy", "runtime", "runtime_note", "feature_seconds", "features_cached",
     "head_seconds", "epochs_run", "latency_ms_tf", "latency_ms_onnx",
 )
 
@@ -191,7 +193,7 @@ def print_sweep(name: str, record: dict) -> None:
         if r["status"] == "failed":
             log(f"  {model:<24} FAILED {r.get('error')}")
         elif r["status"] == "screened out":
-            log(f"  {model:<24} screened out (subset accuracy {r['subset_accuracy']:.4f})")
+            log(f"  {model:<24} screened out (subset accuracy {r['subset_accuracy']:.4f} on {r['subset_images']} images)")
         else:
             latency = "  ".join(f"{rt} {r[f'latency_ms_{rt}']:.1f} ms" for rt in ("tf", "onnx") if r.get(f"latency_ms_{rt}") is not None)
             log(
@@ -349,6 +351,12 @@ def step_forward(bench: Bench, models: list[str]) -> dict:
     warm_host_home(bench.home("auto"), bench.home("warm-host"))
     section["warm_host_sweep"] = bench.sweep("warm-host sweep auto", bench.home("warm-host"), models=models, runtime="auto")
     bench.discard(bench.home("warm-host"))
+    section["warm_host_per_model"] = {}
+    for index, model in enumerate(models):  # what a second dataset costs: graphs and latencies known
+        home = bench.home(f"warm-one-{index}")
+        warm_host_home(bench.home("auto"), home)
+        section["warm_host_per_model"][model] = bench.sweep(f"warm-host one-model sweep {model}", home, models=[model], runtime="auto")
+        bench.discard(home)
     return section
 
 
@@ -364,7 +372,7 @@ def step_screening(bench: Bench, models: list[str]) -> dict:
         record["winner"] = recommendation.get("model")
         log(f"  winner: {record['winner']}")
     screening = section["screened"]["recommendation"]["screening"] if section["screened"]["recommendation"] else {}
-    section["screening"] = {key: screening.get(key) for key in ("finalists", "screened_out", "subset_accuracy", "margin", "winner_changed")}
+    section["screening"] = {key: screening.get(key) for key in ("finalists", "screened_out", "subset_accuracy", "margin", "winner_changed", "rounds")}
     log(f"  screening: {json.dumps(section['screening'])}")
     return section
 
@@ -400,6 +408,9 @@ def evaluate(out: dict) -> tuple[dict, dict]:
         accuracy = ours["models"][model].get("val_accuracy")
         gain = accuracy - seed["val_accuracy"] if accuracy is not None else math.nan
         checks[f"accuracy_over_seed {model}"] = check(f"our val_accuracy - seed-004's ({model})", gain, gain >= 0, ">= 0")
+    for model, seed in out.get("seeds", {}).items():
+        warm = forward["warm_host_per_model"][model]["seconds"]
+        figures[f"seed_over_warm_host_sweep {model}"] = figure(f"seed-004 / one-model warm-host sweep ({model})", ratio(seed["seconds"], warm))
     fastest = forward["sum_seconds"][forward["fastest"]]
     value = ratio(cold["auto"]["seconds"], fastest)
     checks["sweep_over_forward"] = check(f"cold auto sweep / bare forward ({forward['fastest']})", value, value <= TARGET_SWEEP_OVER_FORWARD, f"<= {TARGET_SWEEP_OVER_FORWARD}")

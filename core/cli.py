@@ -122,15 +122,16 @@ def _print_table(results: list[dict]) -> None:
     for note in (r for r in ok if r["runtime_note"]):
         print(f"{note['model']} ran in TensorFlow: {note['runtime_note']}")
     for out in (r for r in results if r["status"] == "screened out"):
-        print(f"screened out {out['model']}: {out['subset_accuracy']:.1%} on the screening subset")
+        print(f"screened out {out['model']}: {out['subset_accuracy']:.1%} on a screening subset of {out['subset_images']} images")
     for failed in (r for r in results if r["status"] == "failed"):
         print(f"FAILED {failed['model']}: {failed['error']}")
 
 
 def _print_screening(screening: dict, winner: str) -> None:
-    print(
-        f"Screening: {len(screening['finalists'])} finalist(s) of {len(screening['subset_accuracy'])} scored on "
-        f"{screening['subset_images']} images (margin {screening['margin']:.1%}): {', '.join(screening['finalists'])}"
-    )
+    for number, round_ in enumerate(screening["rounds"], start=1):
+        print(
+            f"Screening round {number}: {len(round_['finalists'])} of {len(round_['models'])} kept on {round_['images']} "
+            f"images (margin {round_['margin']:.1%}): {', '.join(round_['finalists'])}"
+        )
     if screening["winner_changed"]:
         print(f"Note: on the screening subset {screening['screened_winner']} ranked first; on all images, {winner} wins.")

@@ -1,31 +1,28 @@
 """Features of a frozen base: one forward pass per image per model, cached on disk.
 
 A frozen base computes the same features every epoch, so they are computed once and the head trains on
-them. Images are decoded and resized once per input size for the whole sweep (a raw uint8 file beside
-the features), decoding runs in threads ahead of the forward pass, and features are saved per model,
-weights and input size under a fingerprint of the dataset's contents.
+them. Images are decoded and resized once per input size for the whole sweep (`core.decoded`), starting
+while the model is still being built, and features are saved per model, weights and input size under a
+fingerprint of the dataset's contents.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import numpy as np
 
 from core import config
 from core.data import Dataset, load_image
+from core.decoded import cache_dir, decoded_images
 from core.runtimes import RUNTIMES, Runtime, make_runtime, onnx_path
 from core.zoo import ModelSpec
 
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
-_PREFETCH_BATCHES = 2
 CALIBRATION_IMAGES = 8  # the user's images that an exported graph must reproduce TensorFlow's features on
 DECODING_STAGE = "decoding images and extracting features"
 
@@ -123,52 +120,6 @@ def _graphs_dir() -> Path:
     return config.home() / "cache" / "graphs"  # per host, not per dataset
 
 
-def cache_dir(dataset: Dataset) -> Path:
-    path = config.home() / "cache" / dataset.fingerprint[:16]
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _images_path(dataset: Dataset, size: int) -> Path:
-    return cache_dir(dataset) / f"images-{size}.u8"
-
-
-def images_cached(dataset: Dataset, size: int) -> bool:
-    """True when every image is already decoded at this size."""
-    path = _images_path(dataset, size)
-    count = len(dataset.train) + len(dataset.validation)
-    return path.exists() and path.stat().st_size == count * size * size * 3
-
-
-def image_batches(dataset: Dataset, size: int, batch_size: int = BATCH_SIZE) -> Iterator[np.ndarray]:
-    """All images (train, then validation) as uint8 batches, decoded at most once per input size."""
-    records = dataset.train + dataset.validation
-    path, item_bytes = _images_path(dataset, size), size * size * 3
-    if images_cached(dataset, size):
-        with open(path, "rb") as file:
-            for start in range(0, len(records), batch_size):
-                count = min(batch_size, len(records) - start)
-                yield np.frombuffer(file.read(count * item_bytes), np.uint8).reshape(count, size, size, 3)
-        return
-
-    partial = path.with_suffix(".partial")
-    with open(partial, "wb") as file, ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
-        pending: deque = deque()
-
-        def finish() -> np.ndarray:
-            batch = np.stack([future.result() for future in pending.popleft()])
-            file.write(batch.tobytes())
-            return batch
-
-        for start in range(0, len(records), batch_size):
-            pending.append([pool.submit(load_image, r.path, size) for r in records[start : start + batch_size]])
-            if len(pending) > _PREFETCH_BATCHES:
-                yield finish()
-        while pending:
-            yield finish()
-    partial.replace(path)  # only a complete file is ever read back
-
-
 def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress | None = None) -> FeatureSet:
     """Features of every image, from the cache when this exact set was computed before."""
     path, n_train = extractor.cache_path, len(dataset.train)
@@ -177,12 +128,13 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
             arrays = {key: saved[key] for key in saved.files}
         return _split(arrays, n_train, path, cached=True)
 
+    images = decoded_images(dataset, extractor.size)  # decoding starts now, while the model is built
+    stage = "extracting features" if images.complete else DECODING_STAGE
     runtime = extractor.runtime
     labels = np.array([r.label for r in dataset.train + dataset.validation], np.int32)
     features: np.ndarray | None = None
-    stage = "extracting features" if images_cached(dataset, extractor.size) else DECODING_STAGE
     done, seconds = 0, 0.0
-    for batch in image_batches(dataset, extractor.size):
+    for batch in images.batches(BATCH_SIZE):
         started = time.perf_counter()
         output = runtime(batch)
         seconds += time.perf_counter() - started

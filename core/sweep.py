@@ -25,7 +25,9 @@ from core.store import Store
 from core.train import HeadSettings, head_cache_path, train_head
 from core.zoo import WEIGHTS, model_weights, parse_model_id
 
-DEFAULT_SCREEN_SHARE = 0.2  # the share of the images a screened sweep ranks every model on
+SCREEN_FIRST_ROUND = 1 / 3  # a quick first screening round runs on this part of the screening share...
+SCREEN_FIRST_ROUND_MIN_IMAGES = 60  # ...when that is at least this many images (and there are models to drop)
+DEFAULT_SCREEN_SHARE = 0.1  # the share of the images a screened sweep ranks every model on (the margin widens as it shrinks)
 LATENCY_RUNTIMES = ("tf", "onnx")  # every model is timed in each (ONNX unless TensorFlow is forced)
 STAGES = ("loading data", "building", DECODING_STAGE, "extracting features", "training head", "measuring latency", "done", "cancelled")
 
@@ -134,10 +136,10 @@ def run_sweep(
 ) -> dict[str, Any]:
     """Run the sweep over `source` (a dataset folder or zip) and return {run_id, results, recommendation}.
 
-    With `settings.screen`, every model is first trained and scored on a stratified subset of the
-    images; only the finalists (see `core.evaluate.screen`) are then run on the full data, and the
-    others are reported as "screened out" with their subset accuracy. The recommendation then carries
-    a `screening` record, which flags when the full-data winner differs from the screened ranking's.
+    With `settings.screen`, every model is first trained and scored on stratified subsets of the images
+    (`_Sweep.screen`); only the finalists are then run on the full data, and the others are reported as
+    "screened out" with their subset accuracy. The recommendation then carries a `screening` record,
+    which flags when the full-data winner differs from the screened ranking's.
     """
     store = store or Store()
     run_id = run_id or store.create_run(str(source), settings.to_dict())
@@ -154,30 +156,16 @@ def run_sweep(
     results: list[dict[str, Any]] = []
     models, screening = list(settings.models), None
     if settings.screen:
-        subset = stratified_subset(dataset, settings.screen, settings.seed)
-        sweep.progress.phase = f"screening on {len(subset.train) + len(subset.validation)} images"
-        screened = sweep.run_models(subset, models, final=False)
-        screening = screen(screened, settings.screen_keep, settings.tolerance, len(subset.validation))
-        sweep.subset_accuracy = {r["model"]: r["val_accuracy"] for r in screened if r["status"] == "ok"}
-        complete = len(screened) == len(models)  # not cancelled
-        for result in screened:  # failed models, and screened-out ones, are final now
-            if result["status"] == "failed" or (complete and result["model"] not in screening["finalists"]):
-                results.append(result if result["status"] == "failed" else _screened_out(result))
-                store.save_result(run_id, results[-1])
-        if complete:
-            models = screening["finalists"]
-            sweep.extractors = {model: sweep.extractors[model] for model in models}
+        models, results, screening = sweep.screen(dataset, models)
+    if not settings.screen or screening:  # screening returns no record when cancelled
+        if screening:
             sweep.progress.phase = f"finishing {len(models)} finalist(s) on all images"
-            results += sweep.run_models(dataset, models, final=True)
-    else:
         results += sweep.run_models(dataset, models, final=True)
 
     recommendation = recommend(results, settings.tolerance)
-    if screening is not None:
-        screening = _screening_record(screening, sweep.subset_accuracy, screened, subset, settings.tolerance)
-        if recommendation:
-            screening["winner_changed"] = screening["screened_winner"] != recommendation["model"]
-            recommendation["screening"] = screening
+    if recommendation and screening:
+        screening["winner_changed"] = screening["screened_winner"] != recommendation["model"]
+        recommendation["screening"] = screening
     status = "done" if len(sweep.progress.finished) == len(models) else "cancelled"
     sweep.progress.stage = status
     sweep.report(force=True)
@@ -185,21 +173,14 @@ def run_sweep(
     return {"run_id": run_id, "results": results, "recommendation": recommendation, "report": dataset.report.to_dict()}
 
 
-def _screened_out(result: dict[str, Any]) -> dict[str, Any]:
+def _screened_out(result: dict[str, Any], images: int) -> dict[str, Any]:
     """A model's final record when screening left it out: its subset accuracy, no full-data figures."""
     keep = ("model", "family", "input_size", "weights", "params", "base_params", "feature_dim", "size_mb", "runtime")
-    return {**{key: result[key] for key in keep}, "status": "screened out", "subset_accuracy": result["val_accuracy"]}
-
-
-def _screening_record(
-    screening: dict, subset_accuracy: dict[str, float], screened: list[dict], subset: Dataset, tolerance: float
-) -> dict[str, Any]:
-    ranked = recommend(screened, tolerance)
     return {
-        **screening,
-        "subset_images": len(subset.train) + len(subset.validation),
-        "subset_accuracy": subset_accuracy,
-        "screened_winner": ranked["model"] if ranked else None,
+        **{key: result[key] for key in keep},
+        "status": "screened out",
+        "subset_accuracy": result["val_accuracy"],
+        "subset_images": images,
     }
 
 
@@ -240,6 +221,47 @@ class _Sweep:
             progress.finished.append(model_id)
             self.report(force=True)
         return results
+
+    def screen(self, dataset: Dataset, models: list[str]) -> tuple[list[str], list[dict[str, Any]], dict[str, Any] | None]:
+        """Screening rounds on growing stratified subsets: (finalists, screened-out and failed results, record).
+
+        A quick first round on `SCREEN_FIRST_ROUND` of the screening share drops only the models clearly
+        beaten (see `core.evaluate.screen`), so a model that cannot win costs a fraction of a subset
+        pass; the last round keeps the close Pareto front. The record is None when cancelled, and the
+        models returned are then those of the unfinished round.
+        """
+        settings, results, rounds = self.settings, [], []
+        total = len(dataset.train) + len(dataset.validation)
+        shares = [settings.screen]
+        if len(models) > settings.screen_keep and settings.screen * SCREEN_FIRST_ROUND * total >= SCREEN_FIRST_ROUND_MIN_IMAGES:
+            shares.insert(0, settings.screen * SCREEN_FIRST_ROUND)
+        for number, share in enumerate(shares, start=1):
+            subset = stratified_subset(dataset, share, settings.seed)
+            images, last = len(subset.train) + len(subset.validation), number == len(shares)
+            self.progress.phase = f"screening on {images} images" + (f" (round {number} of {len(shares)})" if len(shares) > 1 else "")
+            scored = self.run_models(subset, models, final=False)
+            if len(scored) < len(models):
+                return models, results, None  # cancelled
+            outcome = screen(scored, settings.screen_keep, settings.tolerance, len(subset.validation), front_only=last)
+            self.subset_accuracy.update({r["model"]: r["val_accuracy"] for r in scored if r["status"] == "ok"})
+            for result in scored:  # failed models, and screened-out ones, are final now
+                if result["status"] == "failed" or result["model"] in outcome["screened_out"]:
+                    results.append(result if result["status"] == "failed" else _screened_out(result, images))
+                    self.store.save_result(self.run_id, results[-1])
+            rounds.append({"images": images, "models": models, **outcome})
+            models = outcome["finalists"]
+            self.extractors = {model: self.extractors[model] for model in models}  # free the others' bases
+        ranked = recommend(scored, settings.tolerance)
+        record = {
+            "finalists": models,
+            "screened_out": [model for r in rounds for model in r["screened_out"]],
+            "margin": outcome["margin"],
+            "subset_images": images,
+            "subset_accuracy": dict(self.subset_accuracy),
+            "screened_winner": ranked["model"] if ranked else None,
+            "rounds": rounds,
+        }
+        return models, results, record
 
     def run_model(self, dataset: Dataset, model_id: str, final: bool) -> dict[str, Any]:
         """Features, head and metrics of one model; the final run also times it, saves its head and history."""

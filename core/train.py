@@ -29,7 +29,8 @@ class HeadSettings:
     epochs: int = 20
     dropout: float = 0.2
     learning_rate: float = 1e-3
-    batch_size: int = 64
+    batch_size: int = 64  # or smaller, for at least `min_steps` updates per epoch on few images
+    min_steps: int = 8
     patience: int = 3  # early stopping on validation loss; the best epoch's weights are kept
     seed: int = 1337
 
@@ -97,7 +98,7 @@ def train_head(
     train = (
         tf.data.Dataset.from_tensor_slices((features.train, features.train_labels))
         .shuffle(len(features.train), seed=settings.seed, reshuffle_each_iteration=True)
-        .batch(settings.batch_size)
+        .batch(head_batch_size(len(features.train), settings))
     )
     validation = tf.data.Dataset.from_tensor_slices((features.validation, features.validation_labels)).batch(1024).cache()
     trained = TrainedHead(head)
@@ -128,6 +129,12 @@ def train_head(
     if cache_path is not None and not trained.stopped:
         _save(trained, cache_path)
     return trained
+
+
+def head_batch_size(train_images: int, settings: HeadSettings) -> int:
+    """`settings.batch_size`, made smaller on a small training set (a screening subset) so that an
+    epoch still makes `settings.min_steps` updates: 80 images in 2 batches of 64 barely train a head."""
+    return max(1, min(settings.batch_size, train_images // settings.min_steps))
 
 
 def head_cache_path(features_path: Path, num_classes: int, settings: HeadSettings) -> Path:

@@ -41,9 +41,11 @@ elif run["status"] in ("queued", "running"):
 for failed in (r for r in results if r["status"] == "failed"):
     st.error(f"**{failed['model']}** failed: {failed.get('error')}", icon=":material/error:")
 if screening := recommendation.get("screening"):
-    out = ", ".join(f"{r['model']} ({r['subset_accuracy']:.1%})" for r in results if r["status"] == "screened out")
-    st.info(f"**Screened** on {screening['subset_images']} images; finished on all: {', '.join(screening['finalists'])}. "
-            f"Screened out (subset accuracy): {out or 'none'}.", icon=":material/filter_alt:")  # fmt: skip
+    out = ", ".join(f"{r['model']} ({r['subset_accuracy']:.1%} on {r.get('subset_images', 'the')} images)" for r in results
+                    if r["status"] == "screened out")  # fmt: skip
+    rounds = " then ".join(str(r["images"]) for r in screening.get("rounds", [])) or screening["subset_images"]
+    st.info(f"**Screened** on {rounds} images; finished on all: {', '.join(screening['finalists'])}. "
+            f"Screened out: {out or 'none'}.", icon=":material/filter_alt:")  # fmt: skip
     if screening.get("winner_changed"):
         st.warning(f"On the screening subset {screening['screened_winner']} ranked first; on all images "
                    f"{recommendation['model']} wins.", icon=":material/swap_vert:")  # fmt: skip

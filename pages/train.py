@@ -46,7 +46,8 @@ def status_lines(run: dict, progress: dict, results: dict) -> None:
         if result.get("status") == "ok":
             st.markdown(f":material/check_circle: **{model}**: {result['val_accuracy']:.1%} validation accuracy")
         elif result.get("status") == "screened out":
-            st.markdown(f":material/filter_alt: {model}: screened out at {result['subset_accuracy']:.1%} on the subset")
+            accuracy, images = result["subset_accuracy"], result.get("subset_images", "a subset of")
+            st.markdown(f":material/filter_alt: {model}: screened out at {accuracy:.1%} on {images} images")
         elif result:
             st.markdown(f":material/error: **{model}**: failed: {result.get('error')}")
         elif model == progress.get("model") and running:

@@ -103,7 +103,10 @@ UNTRAINED = {"MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none"}
 
 
 def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
-    """Eight models, two of them untrained: screening on a fifth of the images finds the full sweep's winner."""
+    """Eight models, two of them untrained: screening on a fifth of the images finds the full sweep's winner.
+
+    A quick first round, on a third of that fifth, already drops the untrained models.
+    """
     full = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS))
     screened = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS, screen=0.2))
     assert all(r["status"] == "ok" for r in full["results"])
@@ -111,6 +114,10 @@ def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
 
     record = screened["recommendation"]["screening"]
     assert 550 <= record["subset_images"] <= 650
+    first, last = record["rounds"]
+    assert 180 <= first["images"] <= 220 and first["models"] == SCREENED_MODELS and UNTRAINED <= set(first["screened_out"])
+    assert last["images"] == record["subset_images"] and last["models"] == first["finalists"]
+    assert last["finalists"] == record["finalists"] and first["margin"] > last["margin"]  # fewer images, wider margin
     assert set(record["finalists"]) | set(record["screened_out"]) == set(SCREENED_MODELS)
     assert full["recommendation"]["model"] in record["finalists"] and UNTRAINED <= set(record["screened_out"])
     assert len(record["finalists"]) <= 4  # the point of screening: most models never see the full data
@@ -124,6 +131,7 @@ def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
     for model in record["screened_out"]:
         assert by_model[model]["status"] == "screened out" and "val_accuracy" not in by_model[model]
         assert by_model[model]["subset_accuracy"] == record["subset_accuracy"][model]
+        assert by_model[model]["subset_images"] == (first if model in first["screened_out"] else last)["images"]
     assert max(record["subset_accuracy"][m] for m in UNTRAINED) < 0.7 < min(
         record["subset_accuracy"][m] for m in set(SCREENED_MODELS) - UNTRAINED)  # fmt: skip
     assert {r["model"]: r["status"] for r in Store().results(screened["run_id"])} == {m: by_model[m]["status"] for m in SCREENED_MODELS}

@@ -12,6 +12,7 @@ from core import worker
 from core.evaluate import classification_metrics, recommend, screen
 from core.store import Store
 from core.sweep import Progress, SweepSettings
+from core.train import HeadSettings, head_batch_size
 from core.zoo import model_weights, parse_model_id
 
 
@@ -65,16 +66,28 @@ def test_screen_keeps_the_top_few_and_the_close_pareto_front():
         {"model": "broken", "status": "failed", "error": "no weights"},
     ]
     outcome = screen(results, keep=1, tolerance=0.01, validation_images=400)
-    # margin = tolerance + 2 standard errors of 97% on 400 images: 0.01 + 2 * 0.0085
-    assert outcome["margin"] == pytest.approx(0.01 + 2 * (0.97 * 0.03 / 400) ** 0.5)
+    # margin = tolerance + 2 standard errors of 97% on 400 images (Agresti-Coull: 390 of 404): 0.01 + 2 * 0.0087
+    assert outcome["margin"] == pytest.approx(0.01 + 2 * ((390 / 404) * (14 / 404) / 404) ** 0.5)
     assert outcome["finalists"] == ["big", "mid"]  # in the sweep's order
     assert outcome["screened_out"] == ["dominated", "tiny", "untrained"]  # by subset accuracy; "broken" is neither
     assert screen(results, keep=3, tolerance=0.01, validation_images=400)["finalists"] == ["big", "mid", "dominated"]
+    # A first round drops only the models clearly beaten: the close one off the front stays.
+    assert screen(results, keep=1, tolerance=0.01, validation_images=400, front_only=False)["finalists"] == ["big", "mid", "dominated"]
     # Few validation images: a wider margin lets the small model through.
     assert "tiny" in screen(results, keep=1, tolerance=0.01, validation_images=20)["finalists"]
+    # Every image right is no certainty: on 30 images the margin still exceeds the tolerance by 2 standard errors.
+    perfect = [_result("perfect", 1.0, 20e6, None), _result("close", 0.94, 1e6, None)]
+    assert screen(perfect, keep=1, tolerance=0.01, validation_images=30)["finalists"] == ["perfect", "close"]
     assert screen(results[-1:], keep=2, tolerance=0.01, validation_images=400)["finalists"] == []
     with pytest.raises(ValueError, match="Received: keep=0"):
         screen(results, keep=0, tolerance=0.01, validation_images=400)
+
+
+def test_heads_on_few_images_take_smaller_batches():
+    settings = HeadSettings()  # batch 64, at least 8 updates per epoch
+    assert head_batch_size(2400, settings) == 64  # a full dataset: the batch size as set
+    assert head_batch_size(240, settings) == 30 and head_batch_size(80, settings) == 10  # screening subsets
+    assert head_batch_size(3, settings) == 1
 
 
 def test_model_ids_may_carry_size_and_weights():
