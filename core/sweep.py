@@ -251,6 +251,8 @@ class _Sweep:
             rounds.append({"images": images, "models": models, **outcome})
             models = outcome["finalists"]
             self.extractors = {model: self.extractors[model] for model in models}  # free the others' bases
+            if len(models) <= settings.screen_keep:
+                break  # a later round would keep them all
         ranked = recommend(scored, settings.tolerance)
         record = {
             "finalists": models,

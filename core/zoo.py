@@ -20,6 +20,7 @@ from typing import Callable
 from core.zoo_facts import FAMILIES, MODEL_FACTS, Family
 
 WEIGHTS = ("imagenet", "none")
+UNTRAINED_SEED = 1337  # an untrained ("none") base is always the same random network: Predict rebuilds the sweep's
 
 
 class WeightsUnavailable(RuntimeError):
@@ -79,7 +80,9 @@ class ModelSpec:
     def build(self, size: int | None = None, weights: str = "imagenet", include_top: bool = False):
         """Build the model. Without the top, it ends in global average pooling (a feature vector).
 
-        Raises `WeightsUnavailable` when ImageNet weights are neither cached nor downloadable.
+        Untrained (`weights="none"`), its random initialisation is seeded with `UNTRAINED_SEED`, which
+        resets Keras' global random seed. Raises `WeightsUnavailable` when ImageNet weights are neither
+        cached nor downloadable.
         """
         import keras
 
@@ -95,6 +98,8 @@ class ModelSpec:
         )
         if not include_top:
             arguments["pooling"] = "avg"
+        if weights == "none":
+            keras.utils.set_random_seed(UNTRAINED_SEED)
         try:
             return constructor(**arguments)
         except Exception as error:  # Keras raises a bare Exception for a failed download

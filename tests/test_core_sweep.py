@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import open_image
+from core.data import load_dataset, load_image, open_image
+from core.features import Extractor
 from core.predict import imagenet_top5, load_classifier
+from core.runtimes import relative_difference
 from core.store import Store
 from core.sweep import SweepSettings, run_sweep
+from core.zoo import parse_model_id
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = ["MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25"]
@@ -135,6 +138,20 @@ def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
     assert max(record["subset_accuracy"][m] for m in UNTRAINED) < 0.7 < min(
         record["subset_accuracy"][m] for m in set(SCREENED_MODELS) - UNTRAINED)  # fmt: skip
     assert {r["model"]: r["status"] for r in Store().results(screened["run_id"])} == {m: by_model[m]["status"] for m in SCREENED_MODELS}
+
+
+def test_predict_on_an_untrained_model_rebuilds_the_network_it_was_trained_on(cats_and_dogs):
+    """An untrained base is random: Predict must get the same random network as the sweep, not a new one."""
+    model = "MobileNet:0.25@128/none"
+    outcome = run_sweep(cats_and_dogs, SweepSettings(models=[model], max_images=60, epochs=2))
+    dataset = load_dataset(cats_and_dogs, max_images=60)  # the sweep's images: same seed and split
+    spec, size = parse_model_id(model)
+    with np.load(Extractor(dataset, spec, size, "none").cache_path) as saved:
+        swept = saved["features"][len(dataset.train) :][:4]  # what the head was trained and scored on
+
+    classifier = load_classifier(outcome["run_id"], model)
+    rebuilt = classifier.base(np.stack([load_image(r.path, size) for r in dataset.validation[:4]]))
+    assert relative_difference(rebuilt, swept) < 1e-4  # the parity bound (ONNX Runtime may have run); a new random network: ~1e-3
 
 
 def test_trained_classifier_predicts_a_held_out_photo(sweep, cats_and_dogs):
