@@ -232,9 +232,9 @@ class _Sweep:
         """
         settings, results, rounds = self.settings, [], []
         total = len(dataset.train) + len(dataset.validation)
-        shares = [settings.screen]
-        if len(models) > settings.screen_keep and settings.screen * SCREEN_FIRST_ROUND * total >= SCREEN_FIRST_ROUND_MIN_IMAGES:
-            shares.insert(0, settings.screen * SCREEN_FIRST_ROUND)
+        shares, quick = [settings.screen], settings.screen * SCREEN_FIRST_ROUND
+        if len(models) > settings.screen_keep and quick * total >= SCREEN_FIRST_ROUND_MIN_IMAGES:
+            shares.insert(0, quick)
         for number, share in enumerate(shares, start=1):
             subset = stratified_subset(dataset, share, settings.seed)
             images, last = len(subset.train) + len(subset.validation), number == len(shares)
