@@ -2,7 +2,8 @@
 
     python -m core models
     python -m core sweep DATA --models MobileNetV2:0.35,MobileNet:0.25 [--image-size 160] [--epochs 20]
-                              [--weights imagenet|none] [--runtime auto|tf|onnx] [--out results.json]
+                              [--weights imagenet|none] [--runtime auto|tf|onnx] [--screen [SHARE]]
+                              [--screen-keep 2] [--out results.json]
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.runtimes import RUNTIMES
 from core.sweep import DEFAULT_SCREEN_SHARE
+from core.zoo import WEIGHTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--models", required=True, help="comma-separated ids, e.g. MobileNetV2:0.35,ResNet50")
     sweep.add_argument("--image-size", type=int, help="input size for every model (default: each model's own)")
     sweep.add_argument("--epochs", type=int, default=20, help="maximum head epochs (early stopping on val loss)")
-    sweep.add_argument("--weights", choices=("imagenet", "none"), default="imagenet")
-    sweep.add_argument("--runtime", choices=("auto", "tf", "onnx"), default="auto",
+    sweep.add_argument("--weights", choices=WEIGHTS, default="imagenet")
+    sweep.add_argument("--runtime", choices=RUNTIMES, default="auto",
                        help="inference runtime of the frozen base (auto: ONNX Runtime where it matches TensorFlow)")
     sweep.add_argument("--screen", type=float, nargs="?", const=DEFAULT_SCREEN_SHARE, metavar="SHARE",
                        help=f"screen every model on this share of the images first (default {DEFAULT_SCREEN_SHARE}) "

@@ -31,6 +31,10 @@ def cache_dir(dataset: Dataset) -> Path:
     return path
 
 
+def _images_path(dataset: Dataset, size: int) -> Path:
+    return cache_dir(dataset) / f"images-{size}.u8"
+
+
 class DecodedImages:
     """All images of `dataset` as uint8 arrays of `(size, size, 3)`, decoded at most once.
 
@@ -41,7 +45,7 @@ class DecodedImages:
         if size < 1:
             raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
         self.size, self.count = size, len(dataset.train) + len(dataset.validation)
-        self.path = cache_dir(dataset) / f"images-{size}.u8"
+        self.path = _images_path(dataset, size)
         self._item_bytes = size * size * 3
         self._paths = [record.path for record in dataset.train + dataset.validation]
         self._changed = threading.Condition()
@@ -120,7 +124,7 @@ _registry_lock = threading.Lock()
 
 def decoded_images(dataset: Dataset, size: int) -> DecodedImages:
     """The images of `dataset` at `size`: from the cache, being decoded, or starting to decode now."""
-    path = cache_dir(dataset) / f"images-{size}.u8"
+    path = _images_path(dataset, size)
     with _registry_lock:
         images = _registry.get(path)
         if images is None or not images.usable:

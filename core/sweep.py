@@ -93,7 +93,7 @@ class Progress:
 
     run_id: int
     models: list[str]  # the models of the current phase
-    phase: str = ""  # with screening: which of its two phases is running
+    phase: str = ""  # with screening: which screening round, or the finalists' pass, is running
     index: int = 0  # position of the current model
     model: str | None = None
     stage: str = "loading data"
@@ -342,6 +342,10 @@ def _latency_cache() -> Path:
     return config.home() / "cache" / "latency.json"
 
 
+def _latency_prefix(model_id: str, size: int) -> str:
+    return f"{model_id}@{size}/"  # + runtime: one key per model, size and runtime
+
+
 def _latencies() -> dict[str, list[float]]:
     path = _latency_cache()
     return json.loads(path.read_text()) if path.exists() else {}
@@ -353,7 +357,7 @@ def known_latencies(model_id: str, size: int) -> dict[str, tuple[float, float] |
     A runtime measured before but unavailable for this model (it fell back to TensorFlow) maps to None;
     a runtime never tried is absent.
     """
-    prefix = f"{model_id}@{size}/"
+    prefix = _latency_prefix(model_id, size)
     return {key[len(prefix) :]: tuple(v) if v else None for key, v in _latencies().items() if key.startswith(prefix)}
 
 
@@ -378,7 +382,7 @@ def model_latency(extractor: Extractor, head=None) -> dict[str, tuple[float, flo
         predict = forward if head is None else (lambda images, forward=forward: head(forward(images), training=False))
         known[name] = measure_latency(predict, extractor.size)
     if missing:
-        prefix = f"{extractor.spec.id}@{extractor.size}/"
+        prefix = _latency_prefix(extractor.spec.id, extractor.size)
         _latency_cache().parent.mkdir(parents=True, exist_ok=True)
         _latency_cache().write_text(json.dumps({**_latencies(), **{prefix + name: known[name] for name in missing}}, indent=1))
     return {name: known[name] for name in wanted}
