@@ -18,12 +18,12 @@ the next:
    batch 32, Rescaling(1/255), frozen ImageNet base, GlobalAveragePooling2D + Dense softmax, compiled
    with Keras' default optimizer, `fit(epochs=3)`;
 3. bare forward passes per model over images already decoded in memory, in the engine's batches:
-   TensorFlow (`core.features.FrozenBase`) and ONNX Runtime (`core.runtimes.make_runtime`); export and
+   TensorFlow (`core.runtimes.FrozenBase`) and ONNX Runtime (`core.runtimes.make_runtime`); export and
    warm-up untimed. Then a "warm host" sweep: a fresh home holding only the per-host caches (exported
    graphs, latency.json) of step 1's auto sweep, and one such sweep per model (a reported figure against
    step 2: what the next dataset costs on this host);
 4. screening (skipped with --skip-screening): the 8-model sweep in full, then screened with the
-   default share (`core.sweep.DEFAULT_SCREEN_SHARE`);
+   default share (`core.screening.DEFAULT_SCREEN_SHARE`);
 5. warm repeat: step 1's auto sweep again in its now warm home.
 
 Then the ratios against the targets, each marked PASS or FAIL; exit code 0 only when all pass.
@@ -48,7 +48,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODELS = ("MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25")
-SCREEN_MODELS = ("MobileNet:0.25@128", "MobileNet:0.25@160", "MobileNet:0.25@192", "MobileNet:0.25@224", "MobileNet:0.75", "MobileNetV2:0.35")
+SCREEN_MODELS = (
+    "MobileNet:0.25@128",
+    "MobileNet:0.25@160",
+    "MobileNet:0.25@192",
+    "MobileNet:0.25@224",
+    "MobileNet:0.75",
+    "MobileNetV2:0.35",
+)
 DEFAULT_UNTRAINED = ("ResNet50/none", "EfficientNetB0/none")
 SIZE = 224
 SEED_BATCH = 32
@@ -61,20 +68,39 @@ TARGET_REPEAT_OVER_FIRST = 0.10  # warm repeat / cold sweep < 0.10
 TARGET_PEAK_RSS_MB = 2500.0  # peak RSS during the first cold sweep < 2500 MB
 
 SWEEP_KEYS = (
-    "status", "error", "subset_accuracy", "subset_images", "val_accuracy", "runtime", "runtime_note", "feature_seconds", "features_cached",
-    "head_seconds", "epochs_run", "latency_ms_tf", "latency_ms_onnx",
-)
+    "status",
+    "error",
+    "subset_accuracy",
+    "subset_images",
+    "val_accuracy",
+    "runtime",
+    "runtime_note",
+    "feature_seconds",
+    "features_cached",
+    "head_seconds",
+    "epochs_run",
+    "latency_ms_tf",
+    "latency_ms_onnx",
+)  # what the JSON results keep of each model's record
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--shared", type=Path, default=REPO.parent / "shared", help="the shared folder (default: <repo>/../shared)")
+    parser.add_argument(
+        "--shared", type=Path, default=REPO.parent / "shared", help="the shared folder (default: <repo>/../shared)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sweep.json", help="JSON results file")
-    parser.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), help="shared models of steps 1, 2, 3 and 5")
-    parser.add_argument("--untrained", nargs="+", default=list(DEFAULT_UNTRAINED), help="the 2 extra models of the screening sweep")
+    parser.add_argument(
+        "--models", nargs="+", default=list(DEFAULT_MODELS), help="shared models of steps 1, 2, 3 and 5"
+    )
+    parser.add_argument(
+        "--untrained", nargs="+", default=list(DEFAULT_UNTRAINED), help="the 2 extra models of the screening sweep"
+    )
     parser.add_argument("--skip-seeds", action="store_true", help="skip the seed-004 method and the per-model sweeps")
     parser.add_argument("--skip-screening", action="store_true", help="skip the full and screened 8-model sweeps")
-    parser.add_argument("--keep-temp", action="store_true", help="keep the temporary folder and every home (for debugging)")
+    parser.add_argument(
+        "--keep-temp", action="store_true", help="keep the temporary folder and every home (for debugging)"
+    )
     return parser.parse_args()
 
 
@@ -114,7 +140,7 @@ class PeakRSS:
         while not self._stop.wait(self._interval):
             self.peak = max(self.peak, self._process.memory_info().rss)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 
@@ -134,7 +160,7 @@ class StepClock:
     def __init__(self, name: str, record: dict):
         self.name, self.record = name, record
 
-    def __enter__(self) -> "StepClock":
+    def __enter__(self) -> StepClock:
         self._wall, self._cpu = time.perf_counter(), time.process_time()
         self.load_before = os.getloadavg()[0]
         return self
@@ -164,18 +190,18 @@ class Bench:
         return self.temp / f"home-{name}"
 
     def sweep(self, step: str, home: Path, **settings) -> dict:
-        """`run_sweep` over the dataset in `home` (`core.config.home()` reads it on every call), timed and printed."""
+        """`run_sweep` over the dataset in `home` (`core.paths.home()` reads it on every call), timed and printed."""
         from core.sweep import SweepSettings, run_sweep
 
         os.environ["TRANSFERBENCH_HOME"] = str(home)
         sweep_settings = SweepSettings(**settings)  # built untimed (first use imports the zoo)
         with StepClock(step, self.host):
             started = time.perf_counter()
-            result = run_sweep(self.path, sweep_settings)
+            outcome = run_sweep(self.path, sweep_settings)
             seconds = time.perf_counter() - started
-        record = {"seconds": round(seconds, 3), "recommendation": result["recommendation"], "models": per_model(result)}
-        print_sweep(step, record)
-        return record
+        print_sweep(step, seconds, outcome.results)
+        recommendation = outcome.to_dict()["recommendation"]
+        return {"seconds": round(seconds, 3), "recommendation": recommendation, "models": per_model(outcome.results)}
 
     def discard(self, home: Path) -> None:
         """Free the disk of a home no later step reads (decoded images are hundreds of MB)."""
@@ -183,25 +209,33 @@ class Bench:
             shutil.rmtree(home, ignore_errors=True)
 
 
-def per_model(result: dict) -> dict[str, dict]:
-    return {r["model"]: {k: r[k] for k in SWEEP_KEYS if k in r} for r in result["results"]}
+def per_model(results: list) -> dict[str, dict]:
+    """The JSON results' figures of each model (`core.records` results)."""
+    from dataclasses import asdict
+
+    from core.records import ModelResult
+
+    rows = {r.model: r.row() if isinstance(r, ModelResult) else asdict(r) for r in results}
+    return {model: {k: row[k] for k in SWEEP_KEYS if k in row} for model, row in rows.items()}
 
 
-def print_sweep(name: str, record: dict) -> None:
-    log(f"{name}: {record['seconds']:.1f} s")
-    for model, r in record["models"].items():
-        if r["status"] == "failed":
-            log(f"  {model:<24} FAILED {r.get('error')}")
-        elif r["status"] == "screened out":
-            log(f"  {model:<24} screened out (subset accuracy {r['subset_accuracy']:.4f} on {r['subset_images']} images)")
+def print_sweep(name: str, seconds: float, results: list) -> None:
+    from core.records import Failed, ScreenedOut
+
+    log(f"{name}: {seconds:.1f} s")
+    for r in results:
+        if isinstance(r, Failed):
+            log(f"  {r.model:<24} FAILED {r.error}")
+        elif isinstance(r, ScreenedOut):
+            log(f"  {r.model:<24} screened out (subset accuracy {r.subset_accuracy:.4f} on {r.subset_images} images)")
         else:
-            latency = "  ".join(f"{rt} {r[f'latency_ms_{rt}']:.1f} ms" for rt in ("tf", "onnx") if r.get(f"latency_ms_{rt}") is not None)
+            latency = "  ".join(f"{engine} {timed.ms:.1f} ms" for engine, timed in r.latency.items() if timed)
             log(
-                f"  {model:<24} val_accuracy {r['val_accuracy']:.4f}  runtime {r['runtime']:<4}  features {r['feature_seconds']:.1f} s"
-                f"{' (cached)' if r['features_cached'] else ''}  head {r['head_seconds']:.1f} s ({r['epochs_run']} epochs)  latency {latency}"
+                f"  {r.model:<24} val_accuracy {r.val_accuracy:.4f}  runtime {r.runtime:<4}  features {r.feature_seconds:.1f} s"
+                f"{' (cached)' if r.features_cached else ''}  head {r.head_seconds:.1f} s ({r.epochs_run} epochs)  latency {latency}"
             )
-            if r.get("runtime_note"):
-                log(f"  {'':<24} ONNX not used: {r['runtime_note']}")
+            if r.runtime_note:
+                log(f"  {'':<24} ONNX not used: {r.runtime_note}")
 
 
 def step_cold_sweeps(bench: Bench, models: list[str], per_model_sweeps: bool) -> dict:
@@ -216,7 +250,9 @@ def step_cold_sweeps(bench: Bench, models: list[str], per_model_sweeps: bool) ->
     section["peak_rss_mb"] = round(max(rss.peak / 2**20, maxrss_after), 1)
     section["rss_before_sweep_mb"] = round(rss.start / 2**20, 1)
     section["ru_maxrss_mb"] = {"before_sweep": round(maxrss_before, 1), "after_sweep": round(maxrss_after, 1)}
-    log(f"  peak RSS {section['peak_rss_mb']:.0f} MB (RSS before {section['rss_before_sweep_mb']:.0f} MB; ru_maxrss before {maxrss_before:.0f} MB, after {maxrss_after:.0f} MB)")
+    log(
+        f"  peak RSS {section['peak_rss_mb']:.0f} MB (RSS before {section['rss_before_sweep_mb']:.0f} MB; ru_maxrss before {maxrss_before:.0f} MB, after {maxrss_after:.0f} MB)"
+    )
 
     section["tf"] = bench.sweep("cold sweep tf", bench.home("tf"), models=models, runtime="tf")
     bench.discard(bench.home("tf"))
@@ -233,15 +269,22 @@ def seed_004(path: Path, model_id: str) -> dict:
     """The seed-004 notebook method: datasets from folders, pixels / 255, frozen base + pooled softmax head, fit 3 epochs."""
     import keras
 
-    from core.zoo import parse_model_id
+    from core.config import DEFAULT_SEED
+    from core.zoo import ModelRef
 
-    spec, _ = parse_model_id(model_id)
-    keras.utils.set_random_seed(1337)
+    spec = ModelRef.parse(model_id).spec
+    keras.utils.set_random_seed(DEFAULT_SEED)
     started = time.perf_counter()
-    train = keras.utils.image_dataset_from_directory(path / "train", image_size=(SIZE, SIZE), batch_size=SEED_BATCH, verbose=False)
-    validation = keras.utils.image_dataset_from_directory(path / "validation", image_size=(SIZE, SIZE), batch_size=SEED_BATCH, verbose=False)
+    train = keras.utils.image_dataset_from_directory(
+        path / "train", image_size=(SIZE, SIZE), batch_size=SEED_BATCH, verbose=False
+    )
+    validation = keras.utils.image_dataset_from_directory(
+        path / "validation", image_size=(SIZE, SIZE), batch_size=SEED_BATCH, verbose=False
+    )
 
-    base = getattr(keras.applications, spec.constructor)(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3), **spec.kwargs)
+    base = getattr(keras.applications, spec.constructor)(
+        include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3), **spec.kwargs
+    )
     base.trainable = False
     inputs = keras.Input((SIZE, SIZE, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)  # the seed notebooks' scaling, not the model's preprocess_input
@@ -272,7 +315,9 @@ def step_seeds(bench: Bench, models: list[str]) -> dict:
             seed = seed_004(bench.path, model)
         section[model] = seed
         per_epoch = ", ".join(f"{v:.4f}" for v in seed["val_accuracy_per_epoch"])
-        log(f"seed-004 {model}: {seed['seconds']:.1f} s (fit {seed['fit_seconds']:.1f} s), val_accuracy {seed['val_accuracy']:.4f} (per epoch {per_epoch})")
+        log(
+            f"seed-004 {model}: {seed['seconds']:.1f} s (fit {seed['fit_seconds']:.1f} s), val_accuracy {seed['val_accuracy']:.4f} (per epoch {per_epoch})"
+        )
     return section
 
 
@@ -280,7 +325,8 @@ def decode_all(path: Path):
     """Every image of the dataset (train, then validation) as one uint8 array at SIZE, decoded with core's loader."""
     import numpy as np
 
-    from core.data import load_dataset, load_image
+    from core.data import load_dataset
+    from core.images import load_image
 
     dataset = load_dataset(path)
     paths = [r.path for r in dataset.train + dataset.validation]
@@ -305,26 +351,39 @@ def timed_batches(forward, images) -> dict:
 
 def bare_forward(images, model_id: str, graphs: Path) -> dict:
     """One model's forward passes in TensorFlow and in ONNX Runtime (graph exported or reused from `graphs`, untimed)."""
-    from core.features import CALIBRATION_IMAGES, FrozenBase
-    from core.runtimes import make_runtime
-    from core.zoo import parse_model_id
+    from core.features import CALIBRATION_IMAGES
+    from core.runtimes import FrozenBase, make_runtime
+    from core.zoo import ModelRef
 
-    spec, _ = parse_model_id(model_id)
-    base = FrozenBase(spec, SIZE, "imagenet")
-    onnx = make_runtime(base, "onnx", images[:CALIBRATION_IMAGES], graphs)
+    base = FrozenBase(ModelRef.parse(model_id, SIZE))
+    onnx = make_runtime(base, "onnx", images[:CALIBRATION_IMAGES], graphs / f"{base.ref.stem}.onnx")
     return {
         "tf": timed_batches(base, images),
-        "onnx": {**timed_batches(onnx, images), "runtime": onnx.name, "fallback_reason": onnx.fallback_reason, "parity": onnx.parity},
+        "onnx": {
+            **timed_batches(onnx, images),
+            "runtime": onnx.name,
+            "fallback_reason": onnx.fallback_reason,
+            "parity": onnx.parity,
+        },
     }
+
+
+def per_host_caches(home: Path) -> tuple[Path, Path]:
+    """The exported-graphs folder and the latency file that `core.paths` puts in the data folder `home`."""
+    from core import paths
+
+    current = paths.home()
+    return tuple(home / path.relative_to(current) for path in (paths.graphs_dir(), paths.latency_cache()))
 
 
 def warm_host_home(cold: Path, home: Path) -> None:
     """A fresh home holding only the per-host caches of `cold`: its exported graphs and measured latencies."""
-    (home / "cache").mkdir(parents=True)
-    if (cold / "cache" / "graphs").is_dir():
-        shutil.copytree(cold / "cache" / "graphs", home / "cache" / "graphs")
-    if (cold / "cache" / "latency.json").exists():
-        shutil.copy2(cold / "cache" / "latency.json", home / "cache" / "latency.json")
+    (graphs, latency), (new_graphs, new_latency) = per_host_caches(cold), per_host_caches(home)
+    new_latency.parent.mkdir(parents=True)
+    if graphs.is_dir():
+        shutil.copytree(graphs, new_graphs)
+    if latency.exists():
+        shutil.copy2(latency, new_latency)
 
 
 def step_forward(bench: Bench, models: list[str]) -> dict:
@@ -335,7 +394,7 @@ def step_forward(bench: Bench, models: list[str]) -> dict:
     section: dict = {"images": int(len(images)), "models": {}}
     for model in models:
         with StepClock(f"forward {model}", bench.host):
-            found = section["models"][model] = bare_forward(images, model, bench.home("auto") / "cache" / "graphs")
+            found = section["models"][model] = bare_forward(images, model, per_host_caches(bench.home("auto"))[0])
         onnx = found["onnx"]
         log(
             f"  {model:<24} tf {found['tf']['seconds']:6.1f} s {found['tf']['images_per_second']:7.1f} images/s   "
@@ -344,25 +403,33 @@ def step_forward(bench: Bench, models: list[str]) -> dict:
         if onnx["fallback_reason"]:
             log(f"  {'':<24} ONNX not used: {onnx['fallback_reason']}")
     del images
-    section["sum_seconds"] = {name: round(sum(m[name]["seconds"] for m in section["models"].values()), 3) for name in ("tf", "onnx")}
+    section["sum_seconds"] = {
+        name: round(sum(m[name]["seconds"] for m in section["models"].values()), 3) for name in ("tf", "onnx")
+    }
     section["fastest"] = min(section["sum_seconds"], key=section["sum_seconds"].get)
-    log(f"forward seconds (sum): tf {section['sum_seconds']['tf']:.1f} s, onnx {section['sum_seconds']['onnx']:.1f} s; fastest {section['fastest']}")
+    log(
+        f"forward seconds (sum): tf {section['sum_seconds']['tf']:.1f} s, onnx {section['sum_seconds']['onnx']:.1f} s; fastest {section['fastest']}"
+    )
 
     warm_host_home(bench.home("auto"), bench.home("warm-host"))
-    section["warm_host_sweep"] = bench.sweep("warm-host sweep auto", bench.home("warm-host"), models=models, runtime="auto")
+    section["warm_host_sweep"] = bench.sweep(
+        "warm-host sweep auto", bench.home("warm-host"), models=models, runtime="auto"
+    )
     bench.discard(bench.home("warm-host"))
     section["warm_host_per_model"] = {}
     for index, model in enumerate(models):  # what a second dataset costs: graphs and latencies known
         home = bench.home(f"warm-one-{index}")
         warm_host_home(bench.home("auto"), home)
-        section["warm_host_per_model"][model] = bench.sweep(f"warm-host one-model sweep {model}", home, models=[model], runtime="auto")
+        section["warm_host_per_model"][model] = bench.sweep(
+            f"warm-host one-model sweep {model}", home, models=[model], runtime="auto"
+        )
         bench.discard(home)
     return section
 
 
 def step_screening(bench: Bench, models: list[str]) -> dict:
     """Step 4: the 8-model sweep in full, then screened on a share of the images, each cold."""
-    from core.sweep import DEFAULT_SCREEN_SHARE
+    from core.screening import DEFAULT_SCREEN_SHARE
 
     section = {}
     for name, settings in (("full", {}), ("screened", {"screen": DEFAULT_SCREEN_SHARE})):
@@ -372,7 +439,10 @@ def step_screening(bench: Bench, models: list[str]) -> dict:
         record["winner"] = recommendation.get("model")
         log(f"  winner: {record['winner']}")
     screening = section["screened"]["recommendation"]["screening"] if section["screened"]["recommendation"] else {}
-    section["screening"] = {key: screening.get(key) for key in ("finalists", "screened_out", "subset_accuracy", "margin", "winner_changed", "rounds")}
+    section["screening"] = {
+        key: screening.get(key)
+        for key in ("finalists", "screened_out", "subset_accuracy", "margin", "winner_changed", "rounds")
+    }
     log(f"  screening: {json.dumps(section['screening'])}")
     return section
 
@@ -404,33 +474,64 @@ def evaluate(out: dict) -> tuple[dict, dict]:
     for model, seed in out.get("seeds", {}).items():
         ours = cold["per_model"][model]
         speedup = ratio(seed["seconds"], ours["seconds"])
-        checks[f"seed_over_sweep {model}"] = check(f"seed-004 / one-model cold sweep ({model})", speedup, speedup >= TARGET_SEED_OVER_SWEEP, f">= {TARGET_SEED_OVER_SWEEP:g}")
+        checks[f"seed_over_sweep {model}"] = check(
+            f"seed-004 / one-model cold sweep ({model})",
+            speedup,
+            speedup >= TARGET_SEED_OVER_SWEEP,
+            f">= {TARGET_SEED_OVER_SWEEP:g}",
+        )
         accuracy = ours["models"][model].get("val_accuracy")
         gain = accuracy - seed["val_accuracy"] if accuracy is not None else math.nan
-        checks[f"accuracy_over_seed {model}"] = check(f"our val_accuracy - seed-004's ({model})", gain, gain >= 0, ">= 0")
+        checks[f"accuracy_over_seed {model}"] = check(
+            f"our val_accuracy - seed-004's ({model})", gain, gain >= 0, ">= 0"
+        )
     for model, seed in out.get("seeds", {}).items():
         warm = forward["warm_host_per_model"][model]["seconds"]
-        figures[f"seed_over_warm_host_sweep {model}"] = figure(f"seed-004 / one-model warm-host sweep ({model})", ratio(seed["seconds"], warm))
+        figures[f"seed_over_warm_host_sweep {model}"] = figure(
+            f"seed-004 / one-model warm-host sweep ({model})", ratio(seed["seconds"], warm)
+        )
     fastest = forward["sum_seconds"][forward["fastest"]]
     value = ratio(cold["auto"]["seconds"], fastest)
-    checks["sweep_over_forward"] = check(f"cold auto sweep / bare forward ({forward['fastest']})", value, value <= TARGET_SWEEP_OVER_FORWARD, f"<= {TARGET_SWEEP_OVER_FORWARD}")
-    figures["warm_host_sweep_over_forward"] = figure(f"warm-host auto sweep / bare forward ({forward['fastest']})", ratio(forward["warm_host_sweep"]["seconds"], fastest))
+    checks["sweep_over_forward"] = check(
+        f"cold auto sweep / bare forward ({forward['fastest']})",
+        value,
+        value <= TARGET_SWEEP_OVER_FORWARD,
+        f"<= {TARGET_SWEEP_OVER_FORWARD}",
+    )
+    figures["warm_host_sweep_over_forward"] = figure(
+        f"warm-host auto sweep / bare forward ({forward['fastest']})",
+        ratio(forward["warm_host_sweep"]["seconds"], fastest),
+    )
     if "screening" in out:
         full, screened = out["screening"]["full"], out["screening"]["screened"]
         same = full["winner"] is not None and full["winner"] == screened["winner"]
         checks["screened_same_winner"] = check("screened winner == full winner", "yes" if same else "no", same, "same")
         value = ratio(screened["seconds"], full["seconds"])
-        checks["screened_over_full"] = check("screened 8-model sweep / full", value, value <= TARGET_SCREENED_OVER_FULL, f"<= {TARGET_SCREENED_OVER_FULL}")
+        checks["screened_over_full"] = check(
+            "screened 8-model sweep / full",
+            value,
+            value <= TARGET_SCREENED_OVER_FULL,
+            f"<= {TARGET_SCREENED_OVER_FULL}",
+        )
     value = ratio(out["repeat"]["seconds"], cold["auto"]["seconds"])
-    checks["repeat_over_first"] = check("warm repeat / cold auto sweep", value, value < TARGET_REPEAT_OVER_FIRST, f"< {TARGET_REPEAT_OVER_FIRST}")
-    checks["peak_rss_mb"] = check("peak RSS during the first cold sweep (MB)", cold["peak_rss_mb"], cold["peak_rss_mb"] < TARGET_PEAK_RSS_MB, f"< {TARGET_PEAK_RSS_MB:g}")
+    checks["repeat_over_first"] = check(
+        "warm repeat / cold auto sweep", value, value < TARGET_REPEAT_OVER_FIRST, f"< {TARGET_REPEAT_OVER_FIRST}"
+    )
+    checks["peak_rss_mb"] = check(
+        "peak RSS during the first cold sweep (MB)",
+        cold["peak_rss_mb"],
+        cold["peak_rss_mb"] < TARGET_PEAK_RSS_MB,
+        f"< {TARGET_PEAK_RSS_MB:g}",
+    )
     return checks, figures
 
 
 def print_host_load(host: dict) -> None:
     log("Host load per step (cpu_share = this process' CPU seconds / wall / cores; low means CPU taken by others):")
     for name, h in host.items():
-        log(f"  {name:<34} wall {h['wall_seconds']:7.1f} s  cpu_share {h['cpu_share']:.2f}  load(1 min) {h['load_1min_before']:.2f} -> {h['load_1min_after']:.2f}")
+        log(
+            f"  {name:<34} wall {h['wall_seconds']:7.1f} s  cpu_share {h['cpu_share']:.2f}  load(1 min) {h['load_1min_before']:.2f} -> {h['load_1min_after']:.2f}"
+        )
 
 
 def run(args: argparse.Namespace, bench: Bench) -> dict:
@@ -438,16 +539,21 @@ def run(args: argparse.Namespace, bench: Bench) -> dict:
     import keras
     import tensorflow as tf
 
-    from core.sweep import DEFAULT_SCREEN_SHARE
+    from core.screening import DEFAULT_SCREEN_SHARE
 
     screen_models = [*SCREEN_MODELS, *args.untrained]
     out: dict = {"models": list(args.models), "screen_models": screen_models, "size": SIZE}
     out["environment"] = {
-        "python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
-        "cpus": os.cpu_count(), "machine": platform.machine(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
     }
     log(f"Dataset: {bench.path}")
-    log(f"Models:  {', '.join(args.models)}   (Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)")
+    log(
+        f"Models:  {', '.join(args.models)}   (Python {platform.python_version()}, TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs)"
+    )
 
     log("\n[1/5] cold sweeps (auto, tf), then one cold sweep per model ...")
     out["cold_sweeps"] = step_cold_sweeps(bench, args.models, per_model_sweeps=not args.skip_seeds)
@@ -482,14 +588,16 @@ def main() -> int:
     setup_environment(args.shared, temp)
     sys.path.insert(0, str(REPO))
     try:
-        from core.data import sample_dataset
+        from core.archives import sample_dataset
 
         path = sample_dataset("cats_and_dogs")  # extracted once into the data home, untimed
         out = run(args, Bench(path, temp, args.keep_temp))
         out["total_seconds"] = round(time.perf_counter() - started, 1)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=1) + "\n")
-        log(f"\n{'ALL PASS' if out['all_pass'] else 'SOME FAIL'}; results written to {args.out}; total {out['total_seconds']:.0f} s")
+        log(
+            f"\n{'ALL PASS' if out['all_pass'] else 'SOME FAIL'}; results written to {args.out}; total {out['total_seconds']:.0f} s"
+        )
         return 0 if out["all_pass"] else 1
     finally:
         if not args.keep_temp:

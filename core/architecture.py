@@ -27,10 +27,10 @@ def summarize(model_id: str, size: int | None = None) -> dict[str, Any]:
     `depth` counts the layers holding weights (convolutions, dense and normalisation layers), the usual
     meaning of a network's depth; `layers` lists every layer.
     """
-    from core.zoo import parse_model_id
+    from core.zoo import ModelRef
 
-    spec, id_size = parse_model_id(model_id)
-    size = size or id_size or max(spec.min_size, SUMMARY_SIZE)
+    spec = ModelRef.parse(model_id).spec
+    size = size or max(spec.min_size, SUMMARY_SIZE)
     model = spec.build(size, weights="none")
     layers = [
         {

@@ -11,28 +11,19 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
-from core import config
-from core.data import Dataset, ImageProblem, load_image
+from core import paths
+from core.data import Dataset
+from core.errors import ImageProblem
+from core.images import load_image
 
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 _AHEAD = 64  # images submitted to the decoding threads ahead of the one being written
-
-
-def cache_dir(dataset: Dataset) -> Path:
-    """The dataset's own cache folder (decoded images, features, heads), named by its fingerprint."""
-    path = config.home() / "cache" / dataset.fingerprint[:16]
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _images_path(dataset: Dataset, size: int) -> Path:
-    return cache_dir(dataset) / f"images-{size}.u8"
 
 
 class DecodedImages:
@@ -45,7 +36,7 @@ class DecodedImages:
         if size < 1:
             raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
         self.size, self.count = size, len(dataset.train) + len(dataset.validation)
-        self.path = _images_path(dataset, size)
+        self.path = paths.decoded_images(dataset.fingerprint, size)
         self._item_bytes = size * size * 3
         self._paths = [record.path for record in dataset.train + dataset.validation]
         self._changed = threading.Condition()
@@ -53,7 +44,8 @@ class DecodedImages:
         self._error: BaseException | None = None
         self._partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
         if self._done < self.count:  # the partial file exists before any reader looks for it
-            partial = open(self._partial, "wb", buffering=0)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            partial = open(self._partial, "wb", buffering=0)  # noqa: SIM115 (closed by the decoding thread)
             threading.Thread(target=self._decode, args=(partial,), name=f"decode-{size}", daemon=True).start()
 
     @property
@@ -69,15 +61,16 @@ class DecodedImages:
         with self._changed:  # the file to follow: the partial one is renamed or removed only under this lock
             if self._error is not None:
                 raise self._error
-            file = open(self.path if self._done == self.count else self._partial, "rb")
+            file = open(self.path if self._done == self.count else self._partial, "rb")  # noqa: SIM115 (the with below)
         with file:
             for start in range(0, self.count, batch_size):
                 end = min(self.count, start + batch_size)
                 with self._changed:
-                    self._changed.wait_for(lambda: self._done >= end or self._error is not None)
+                    self._changed.wait_for(lambda end=end: self._done >= end or self._error is not None)
                     if self._done < end:
                         raise self._error
-                data = os.pread(file.fileno(), (end - start) * self._item_bytes, start * self._item_bytes)
+                file.seek(start * self._item_bytes)  # this reader's own file handle: portable, unlike os.pread
+                data = file.read((end - start) * self._item_bytes)
                 yield np.frombuffer(data, np.uint8).reshape(end - start, self.size, self.size, 3)
 
     @property
@@ -124,7 +117,7 @@ _registry_lock = threading.Lock()
 
 def decoded_images(dataset: Dataset, size: int) -> DecodedImages:
     """The images of `dataset` at `size`: from the cache, being decoded, or starting to decode now."""
-    path = _images_path(dataset, size)
+    path = paths.decoded_images(dataset.fingerprint, size)
     with _registry_lock:
         images = _registry.get(path)
         if images is None or not images.usable:

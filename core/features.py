@@ -9,26 +9,27 @@ fingerprint of the dataset's contents.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from core import config
-from core.data import Dataset, load_image
-from core.decoded import cache_dir, decoded_images
-from core.runtimes import RUNTIMES, Runtime, make_runtime, onnx_path
-from core.zoo import ModelSpec
+from core import paths
+from core.data import Dataset
+from core.decoded import decoded_images
+from core.images import load_image
+from core.records import Stage
+from core.runtimes import RUNTIMES, FrozenBase, Runtime, make_runtime
+from core.zoo import ModelRef
 
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
 CALIBRATION_IMAGES = 8  # the user's images that an exported graph must reproduce TensorFlow's features on
-DECODING_STAGE = "decoding images and extracting features"
 
-# Progress callback: (stage, done, total); stage is "extracting features", or DECODING_STAGE while the
+# Progress callback: (stage, done, total); the stage is `Stage.EXTRACTING`, or `Stage.DECODING` while the
 # images are decoded for the first time at this size.
-Progress = Callable[[str, int, int], None]
+Progress = Callable[[Stage, int, int], None]
 
 
 @dataclass
@@ -44,31 +45,6 @@ class FeatureSet:
     path: Path  # the cache file
 
 
-class FrozenBase:
-    """A built base model and its compiled inference function (`training=False`, any batch size)."""
-
-    def __init__(self, spec: ModelSpec, size: int, weights: str):
-        import tensorflow as tf
-
-        self.spec, self.size, self.weights = spec, size, weights
-        self.model = spec.build(size, weights)
-        preprocess, model = spec.preprocess_input, self.model
-
-        @tf.function(input_signature=[tf.TensorSpec([None, size, size, 3], tf.uint8)])
-        def forward(images):
-            return model(preprocess(tf.cast(images, tf.float32)), training=False)
-
-        self._forward = forward
-
-    @property
-    def feature_dim(self) -> int:
-        return int(self.model.output_shape[-1])
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """uint8 images (n, size, size, 3), RGB 0-255 -> float32 features (n, feature_dim)."""
-        return self._forward(images).numpy()
-
-
 class Extractor:
     """A model to extract features with, built only when something must actually be computed.
 
@@ -76,15 +52,15 @@ class Extractor:
     time a model on its own; an exported graph is then checked on random pixels instead of the user's images.
     """
 
-    def __init__(self, dataset: Dataset | None, spec: ModelSpec, size: int, weights: str, runtime: str = "auto"):
+    def __init__(self, dataset: Dataset | None, ref: ModelRef, runtime: str = "auto"):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime must be one of {RUNTIMES}. Received: runtime={runtime}")
-        self.dataset, self.spec, self.size, self.weights, self.requested = dataset, spec, size, weights, runtime
+        self.dataset, self.ref, self.size, self.requested = dataset, ref, ref.size, runtime
 
     @cached_property
     def base(self) -> FrozenBase:
         """The model in TensorFlow: the reference every other runtime is checked against."""
-        return FrozenBase(self.spec, self.size, self.weights)
+        return FrozenBase(self.ref)
 
     @cached_property
     def runtime(self) -> Runtime:
@@ -96,28 +72,23 @@ class Extractor:
             calibration = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         else:
             calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
-        return make_runtime(self.base, self.requested, calibration, _graphs_dir())
+        return make_runtime(self.base, self.requested, calibration, paths.onnx_graph(self.ref.stem))
 
     @property
     def graph_exported(self) -> bool:
         """True when this model's ONNX graph is already in the cache (no export needed to use it)."""
-        return onnx_path(self, _graphs_dir()).exists()
+        return paths.onnx_graph(self.ref.stem).exists()
 
     def for_dataset(self, dataset: Dataset, runtime: str) -> Extractor:
         """The same model for another dataset and `runtime`, keeping what is already built."""
-        other = Extractor(dataset, self.spec, self.size, self.weights, runtime)
+        other = Extractor(dataset, self.ref, runtime)
         kept = ("base", "runtime") if runtime == self.requested else ("base",)
         other.__dict__.update({key: self.__dict__[key] for key in kept if key in self.__dict__})
         return other
 
     @property
     def cache_path(self) -> Path:
-        name = f"{self.spec.id.replace(':', '_')}-{self.weights}-{self.size}-{self.requested}.npz"
-        return cache_dir(self.dataset) / "features" / name
-
-
-def _graphs_dir() -> Path:
-    return config.home() / "cache" / "graphs"  # per host, not per dataset
+        return paths.features(self.dataset.fingerprint, self.ref.stem, self.requested)
 
 
 def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress | None = None) -> FeatureSet:
@@ -129,7 +100,7 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
         return _split(arrays, n_train, path, cached=True)
 
     images = decoded_images(dataset, extractor.size)  # decoding starts now, while the model is built
-    stage = "extracting features" if images.complete else DECODING_STAGE
+    stage = Stage.EXTRACTING if images.complete else Stage.DECODING
     runtime = extractor.runtime
     labels = np.array([r.label for r in dataset.train + dataset.validation], np.int32)
     features: np.ndarray | None = None
@@ -145,7 +116,11 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
         if progress:
             progress(stage, done, len(labels))
     arrays = dict(
-        features=features, labels=labels, seconds=seconds, runtime=runtime.name, runtime_note=runtime.fallback_reason or ""
+        features=features,
+        labels=labels,
+        seconds=seconds,
+        runtime=runtime.name,
+        runtime_note=runtime.fallback_reason or "",
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
@@ -157,7 +132,13 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
 def _split(arrays: dict, n_train: int, path: Path, cached: bool) -> FeatureSet:
     features, labels = arrays["features"], arrays["labels"]
     return FeatureSet(
-        features[:n_train], labels[:n_train], features[n_train:], labels[n_train:],
-        seconds=float(arrays["seconds"]), cached=cached, runtime=str(arrays["runtime"]),
-        runtime_note=str(arrays["runtime_note"]), path=path,
+        features[:n_train],
+        labels[:n_train],
+        features[n_train:],
+        labels[n_train:],
+        seconds=float(arrays["seconds"]),
+        cached=cached,
+        runtime=str(arrays["runtime"]),
+        runtime_note=str(arrays["runtime_note"]),
+        path=path,
     )

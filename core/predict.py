@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.data import resized
-from core.features import FrozenBase
+from core.images import resized
+from core.records import ModelResult
+from core.runtimes import FrozenBase
 from core.store import Store
-from core.zoo import keras_cache, parse_model_id
+from core.zoo import ModelRef, keras_cache
 
 
 @dataclass
@@ -34,25 +35,24 @@ def load_classifier(run_id: int, model: str, store: Store | None = None) -> Clas
     """The classifier trained for `model` in run `run_id`."""
     import keras
 
-    results = {r["model"]: r for r in (store or Store()).results(run_id)}
+    results = {r.model: r for r in (store or Store()).results(run_id)}
     result = results.get(model)
-    if result is None or result.get("status") != "ok":
-        raise ValueError(f"Run {run_id} has no trained model {model!r}. Trained: {sorted(results)}")
-    spec, _ = parse_model_id(model)
-    base = FrozenBase(spec, result["input_size"], result["weights"])
-    head = keras.models.load_model(result["head_path"])
-    return Classifier(model, result["classes"], base, head)
+    if not isinstance(result, ModelResult):
+        trained = sorted(name for name, r in results.items() if isinstance(r, ModelResult))
+        raise ValueError(f"Run {run_id} has no trained model {model!r}. Trained: {trained}")
+    base = FrozenBase(ModelRef.parse(model, result.input_size, result.weights))
+    return Classifier(model, result.classes, base, keras.models.load_model(result.head_path))
 
 
 def imagenet_top5(model_id: str, image: Image.Image) -> list[tuple[str, float]]:
-    """The five most likely ImageNet labels from the model's full 1000-class network.
+    """The five most likely ImageNet labels from the model's full 1000-class network, at its default size:
+    Keras' ImageNet tops take no other (the size and weights in the id are ignored).
 
     Raises `WeightsUnavailable` when the full network's weights are neither cached nor downloadable.
     """
-    spec, size = parse_model_id(model_id)
-    size = size or spec.default_size
-    model = spec.build(size, "imagenet", include_top=True)
-    batch = spec.preprocess_input(resized(image, size)[None].astype("float32"))
+    spec = ModelRef.parse(model_id).spec
+    model = spec.build(spec.default_size, "imagenet", include_top=True)
+    batch = spec.preprocess_input(resized(image, spec.default_size)[None].astype("float32"))
     probabilities = np.asarray(model(batch, training=False))[0]
     labels = _imagenet_labels()
     best = np.argsort(probabilities)[::-1][:5]

@@ -1,10 +1,13 @@
-"""Inference runtimes for a frozen base: TensorFlow, or the same graph exported to ONNX Runtime.
+"""A frozen base, and the engines that run it: TensorFlow, or the same graph exported to ONNX Runtime.
 
 ONNX Runtime runs the MobileNets several times faster than TensorFlow on a CPU. The exported graph
 (uint8 images -> the model's own `preprocess_input` -> the base -> pooled features) is written once per
 model, weights and input size, and is only used after its features match TensorFlow's on a calibration
 batch. Whenever ONNX cannot be used (a package missing, a failed export, a graph that needs extra inputs,
 features that differ), the runtime falls back to TensorFlow and says why in `fallback_reason`.
+
+`ENGINES` is the one registry of engines: every reader (latency, tables, charts, the command line)
+iterates it.
 """
 
 from __future__ import annotations
@@ -12,24 +15,49 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     import onnxruntime
 
-    from core.features import FrozenBase
+    from core.zoo import ModelRef
 
-RUNTIMES = ("auto", "tf", "onnx")
-RUNTIME_LABELS = {"tf": "TensorFlow", "onnx": "ONNX Runtime"}
+ENGINES = {"tf": "TensorFlow", "onnx": "ONNX Runtime"}  # what can run a frozen base: name -> label
+RUNTIMES = ("auto", *ENGINES)  # what a sweep may ask for; "auto": ONNX Runtime where it matches TensorFlow
 PARITY_TOLERANCE = 1e-4  # max relative difference of features vs TensorFlow on the calibration batch
 _EPS = 1e-12
 _REASON_CHARS = 300
+
+
+class FrozenBase:
+    """A built base model and its compiled inference function (`training=False`, any batch size)."""
+
+    def __init__(self, ref: ModelRef):
+        import tensorflow as tf
+
+        self.ref, self.size = ref, ref.size
+        self.model = ref.build()
+        preprocess, model = ref.spec.preprocess_input, self.model
+
+        @tf.function(input_signature=[tf.TensorSpec([None, ref.size, ref.size, 3], tf.uint8)])
+        def forward(images):
+            return model(preprocess(tf.cast(images, tf.float32)), training=False)
+
+        self._forward = forward
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.model.output_shape[-1])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images (n, size, size, 3), RGB 0-255 -> float32 features (n, feature_dim)."""
+        return self._forward(images).numpy()
 
 
 @dataclass
@@ -59,17 +87,11 @@ def relative_difference(features: np.ndarray, reference: np.ndarray) -> float:
     return float(difference / max(float(np.abs(reference).max(initial=0.0)), _EPS))
 
 
-def onnx_path(base: FrozenBase, cache_dir: Path) -> Path:
-    """Where the exported graph of `base` is cached: one file per model id, weights and input size."""
-    model_id = re.sub(r"[^A-Za-z0-9._-]", "_", base.spec.id)
-    return Path(cache_dir) / f"{model_id}-{base.weights}-{base.size}.onnx"
-
-
-def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, cache_dir: Path) -> Runtime:
-    """The runtime to compute features of `base` (a `core.features.FrozenBase`) with.
+def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, graph: Path) -> Runtime:
+    """The runtime to compute features of `base` with.
 
     `requested` is one of `RUNTIMES`: "tf" wraps `base`; "onnx" and "auto" export (or reuse) the ONNX
-    graph in `cache_dir`, check it against TensorFlow on `calibration` (uint8 images of the base's size)
+    graph file `graph`, check it against TensorFlow on `calibration` (uint8 images of the base's size)
     and use it when it matches within `PARITY_TOLERANCE`. Otherwise, both fall back to TensorFlow and
     record why in `fallback_reason`: an explicit "onnx" does not raise.
     """
@@ -83,7 +105,7 @@ def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, cach
         raise ValueError("The calibration batch needs at least one image. Received: 0 images")
 
     try:
-        session = _session(base, cache_dir)
+        session = _session(base, graph)
     except ImportError as error:  # onnxruntime, or tf2onnx/onnx for an export
         return _fallback(tf_runtime, f"ONNX packages are not installed ({_short(error)})")
     except Exception as error:  # any failure to export or load means: run in TensorFlow
@@ -114,11 +136,10 @@ def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, cach
     return Runtime("onnx", None, parity, base.size, forward)
 
 
-def _session(base: FrozenBase, cache_dir: Path) -> onnxruntime.InferenceSession:
-    """An ONNX Runtime session on the cached graph of `base`, exporting it first if needed."""
+def _session(base: FrozenBase, path: Path) -> onnxruntime.InferenceSession:
+    """An ONNX Runtime session on the graph of `base` at `path`, exporting it there first if needed."""
     import onnxruntime
 
-    path = onnx_path(base, cache_dir)
     if not path.exists():
         _export(base, path)
     options = onnxruntime.SessionOptions()
@@ -132,7 +153,7 @@ def _export(base: FrozenBase, path: Path) -> None:
     import keras
     import tensorflow as tf
 
-    preprocess = base.spec.preprocess_input
+    preprocess = base.ref.spec.preprocess_input
     images = keras.Input((base.size, base.size, 3), dtype="uint8", name="images")
     floats = keras.layers.Lambda(lambda x: preprocess(keras.ops.cast(x, "float32")), name="preprocess")(images)
     model = keras.Model(images, base.model(floats, training=False))
@@ -163,7 +184,7 @@ def _quiet() -> Iterator[None]:
             warnings.simplefilter("ignore")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
 

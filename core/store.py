@@ -1,8 +1,9 @@
 """The experiment store: runs, their settings, per-model results, per-epoch history and live progress.
 
-One SQLite file in the data directory (`config.home() / "transferbench.db"`), written as a sweep goes so
-that an interrupted sweep keeps what finished. Every call opens its own short connection, so a
-background worker and any number of app sessions can share the file.
+One SQLite file in the data directory (`paths.database()`), written as a sweep goes so that an
+interrupted sweep keeps what finished. Every call opens its own short connection, so a background
+worker and any number of app sessions can share the file. Records (`core.records`) go in and come out;
+they are JSON only inside the database.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from core import config
+from core import paths
+from core.records import Progress, Result, Run, RunStatus, result_from_dict, result_to_dict
 
-RUN_STATUSES = ("queued", "running", "done", "cancelled", "failed")
+_RECORD_COLUMNS = ("report", "recommendation")  # runs' columns that hold a record as JSON
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -59,7 +63,7 @@ class Store:
     """Runs and results in SQLite. `Store()` uses the default data directory."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else config.home() / "transferbench.db"
+        self.path = Path(path) if path else paths.database()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.executescript(_SCHEMA)
@@ -77,19 +81,21 @@ class Store:
         now = time.time()
         with self._connect() as db:
             cursor = db.execute(
-                "INSERT INTO runs (created, updated, status, dataset, settings) VALUES (?, ?, 'queued', ?, ?)",
-                (now, now, dataset, json.dumps(settings)),
+                "INSERT INTO runs (created, updated, status, dataset, settings) VALUES (?, ?, ?, ?, ?)",
+                (now, now, RunStatus.QUEUED, dataset, json.dumps(settings)),
             )
             return int(cursor.lastrowid)
 
     def update_run(self, run_id: int, **fields: Any) -> None:
-        """Set any of: status, report, recommendation, error, pid (dicts are stored as JSON)."""
+        """Set any of: status, report, recommendation, error, pid (records are stored as JSON)."""
         allowed = {"status", "report", "recommendation", "error", "pid"}
         if not fields.keys() <= allowed:
             raise ValueError(f"update_run takes {sorted(allowed)}. Received: {sorted(fields)}")
-        if "status" in fields and fields["status"] not in RUN_STATUSES:
-            raise ValueError(f"status must be one of {RUN_STATUSES}. Received: status={fields['status']}")
-        values = [json.dumps(v) if isinstance(v, (dict, list)) else v for v in fields.values()]
+        if "status" in fields and fields["status"] not in tuple(RunStatus):
+            raise ValueError(
+                f"status must be one of {[str(s) for s in RunStatus]}. Received: status={fields['status']}"
+            )
+        values = [_json(value) if name in _RECORD_COLUMNS else value for name, value in fields.items()]
         assignments = ", ".join(f"{name} = ?" for name in fields)
         with self._connect() as db:
             db.execute(f"UPDATE runs SET {assignments}, updated = ? WHERE id = ?", (*values, time.time(), run_id))
@@ -103,30 +109,30 @@ class Store:
             row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
         return bool(row and row[0])
 
-    def run(self, run_id: int) -> dict[str, Any] | None:
+    def run(self, run_id: int) -> Run | None:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return _run_dict(row) if row else None
+        return _run(row) if row else None
 
-    def runs(self, limit: int = 100) -> list[dict[str, Any]]:
+    def runs(self, limit: int = 100) -> list[Run]:
         """The most recent runs first."""
         with self._connect() as db:
             rows = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-        return [_run_dict(row) for row in rows]
+        return [_run(row) for row in rows]
 
     # Results and history ----------------------------------------------------------------------------
-    def save_result(self, run_id: int, result: dict[str, Any]) -> None:
+    def save_result(self, run_id: int, result: Result) -> None:
         with self._connect() as db:
             position = db.execute("SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,)).fetchone()[0]
             db.execute(
                 "INSERT OR REPLACE INTO results (run_id, model, position, status, data) VALUES (?, ?, ?, ?, ?)",
-                (run_id, result["model"], position, result.get("status", "ok"), json.dumps(result)),
+                (run_id, result.model, position, result.status, json.dumps(result_to_dict(result))),
             )
 
-    def results(self, run_id: int) -> list[dict[str, Any]]:
+    def results(self, run_id: int) -> list[Result]:
         with self._connect() as db:
             rows = db.execute("SELECT data FROM results WHERE run_id = ? ORDER BY position", (run_id,)).fetchall()
-        return [json.loads(row["data"]) for row in rows]
+        return [result_from_dict(json.loads(row["data"])) for row in rows]
 
     def save_epoch(self, run_id: int, model: str, epoch: int, metrics: dict[str, float]) -> None:
         with self._connect() as db:
@@ -145,23 +151,27 @@ class Store:
         return [{"model": row["model"], "epoch": row["epoch"], **json.loads(row["metrics"])} for row in rows]
 
     # Live progress ----------------------------------------------------------------------------------
-    def set_progress(self, run_id: int, progress: dict[str, Any]) -> None:
+    def set_progress(self, run_id: int, progress: Progress) -> None:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO progress (run_id, updated, data) VALUES (?, ?, ?)",
-                (run_id, time.time(), json.dumps(progress)),
+                (run_id, time.time(), json.dumps(progress.to_dict())),
             )
 
-    def progress(self, run_id: int) -> dict[str, Any] | None:
+    def progress(self, run_id: int) -> Progress | None:
         with self._connect() as db:
-            row = db.execute("SELECT updated, data FROM progress WHERE run_id = ?", (run_id,)).fetchone()
-        return {**json.loads(row["data"]), "updated": row["updated"]} if row else None
+            row = db.execute("SELECT data FROM progress WHERE run_id = ?", (run_id,)).fetchone()
+        return Progress.from_dict(json.loads(row["data"])) if row else None
 
 
-def _run_dict(row: sqlite3.Row) -> dict[str, Any]:
+def _json(record: Any) -> str | None:
+    """A record (a dataclass) as JSON; None stays NULL."""
+    return None if record is None else json.dumps(asdict(record))
+
+
+def _run(row: sqlite3.Row) -> Run:
     run = dict(row)
     for key in ("settings", "report", "recommendation"):
         if run[key] is not None:
             run[key] = json.loads(run[key])
-    run["cancel_requested"] = bool(run["cancel_requested"])
-    return run
+    return Run.from_dict(run)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from core.config import DEFAULT_EPOCHS, DEFAULT_SEED
 from core.features import FeatureSet
 
 # Epoch callback: (epoch starting at 1, metrics {loss, accuracy, val_loss, val_accuracy}) -> None.
@@ -26,13 +27,13 @@ _STEPS_PER_EXECUTION = 32  # batches per compiled call: one call per epoch for 2
 
 @dataclass(frozen=True)
 class HeadSettings:
-    epochs: int = 20
+    epochs: int = DEFAULT_EPOCHS
     dropout: float = 0.2
     learning_rate: float = 1e-3
     batch_size: int = 64  # or smaller, for at least `min_steps` updates per epoch on few images
     min_steps: int = 8
     patience: int = 3  # early stopping on validation loss; the best epoch's weights are kept
-    seed: int = 1337
+    seed: int = DEFAULT_SEED
 
     def __post_init__(self):
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
@@ -100,7 +101,9 @@ def train_head(
         .shuffle(len(features.train), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(head_batch_size(len(features.train), settings))
     )
-    validation = tf.data.Dataset.from_tensor_slices((features.validation, features.validation_labels)).batch(1024).cache()
+    validation = (
+        tf.data.Dataset.from_tensor_slices((features.validation, features.validation_labels)).batch(1024).cache()
+    )
     trained = TrainedHead(head)
 
     class Report(keras.callbacks.Callback):
@@ -112,9 +115,7 @@ def train_head(
             if should_stop and should_stop():
                 trained.stopped = self.model.stop_training = True
 
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=settings.patience, restore_best_weights=True
-    )
+    stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
     started = time.perf_counter()
     head.fit(
         train,

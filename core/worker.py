@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import psutil
 
-from core import config
+from core import paths
+from core.records import Run, RunStatus
 from core.store import Store
 from core.sweep import SweepSettings, run_sweep
 
@@ -27,13 +27,13 @@ def start_sweep(source: str, settings: SweepSettings, store: Store | None = None
     """Start a sweep in the background and return its run id at once."""
     store = store or Store()
     run_id = store.create_run(str(source), settings.to_dict())
-    log_path = config.home() / "runs" / str(run_id) / "worker.log"
+    log_path = paths.worker_log(run_id)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "core", "worker", str(run_id)],
             cwd=_REPO,
-            env={**os.environ, "TRANSFERBENCH_HOME": str(config.home()), "TF_CPP_MIN_LOG_LEVEL": "2"},
+            env={**os.environ, paths.HOME_ENV: str(paths.home()), "TF_CPP_MIN_LOG_LEVEL": "2"},
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -48,16 +48,16 @@ def cancel(run_id: int, store: Store | None = None) -> None:
     (store or Store()).request_cancel(run_id)
 
 
-def active_run(store: Store | None = None) -> dict[str, Any] | None:
+def active_run(store: Store | None = None) -> Run | None:
     """The newest queued or running run whose worker is alive; runs whose worker died are marked failed."""
     store = store or Store()
     for run in store.runs(limit=20):
-        if run["status"] not in ("queued", "running"):
+        if not run.status.active:
             continue
-        starting = run["pid"] is None and time.time() - run["created"] < 30  # between create and spawn
-        if starting or _alive(run["pid"]):
+        starting = run.pid is None and time.time() - run.created < 30  # between create and spawn
+        if starting or _alive(run.pid):
             return run
-        store.update_run(run["id"], status="failed", error="the background worker stopped unexpectedly")
+        store.update_run(run.id, status=RunStatus.FAILED, error="the background worker stopped unexpectedly")
     return None
 
 
@@ -69,9 +69,9 @@ def run_worker(run_id: int) -> int:
         print(f"no run {run_id} in {store.path}", file=sys.stderr)
         return 2
     try:
-        run_sweep(run["dataset"], SweepSettings(**run["settings"]), store=store, run_id=run_id)
+        run_sweep(run.dataset, SweepSettings(**run.settings), store=store, run_id=run_id)
     except Exception as error:
-        store.update_run(run_id, status="failed", error=f"{type(error).__name__}: {error}")
+        store.update_run(run_id, status=RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
         raise
     return 0
 

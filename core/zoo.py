@@ -4,27 +4,36 @@ Constructors are discovered from the installed Keras; what Keras cannot tell wit
 (parameter count, feature size, published ImageNet accuracy, the weights file it downloads) sits in
 `zoo_facts.py`, one row per model, and `tests/test_zoo.py` checks those rows against real builds.
 
-A model id is `Constructor`, `Constructor:variant` or either with `@size`: `ResNet50`,
-`MobileNetV2:0.35`, `MobileNetV3Small:min`, `MobileNet:0.25@128`.
+A model id names a spec, and optionally its input size and weights: `Constructor[:variant][@size][/weights]`,
+e.g. `ResNet50`, `MobileNetV2:0.35`, `MobileNetV3Small:min`, `MobileNet:0.25@128`, `ResNet50@160/none`.
+`ModelRef.parse` reads one, once; everything downstream takes the `ModelRef`.
 """
 
 from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
+from core.errors import WeightsUnavailable
+from core.paths import file_stem
 from core.zoo_facts import FAMILIES, MODEL_FACTS, Family
 
 WEIGHTS = ("imagenet", "none")
-UNTRAINED_SEED = 1337  # an untrained ("none") base is always the same random network: Predict rebuilds the sweep's
-
-
-class WeightsUnavailable(RuntimeError):
-    """ImageNet weights are neither in the Keras cache nor downloadable."""
+SUMMARY_COLUMNS = (
+    "model",
+    "family",
+    "params",
+    "feature_dim",
+    "default_size",
+    "imagenet_top1",
+    "weights_mb",
+    "weights_cached",
+)
+UNTRAINED_SEED = 1337  # fixed, apart from the sweep seed: an untrained ("none") base is always the same network, so Predict rebuilds it
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,7 @@ class ModelSpec:
 
     def check_size(self, size: int) -> int:
         if not isinstance(size, int) or size < self.min_size:
-            raise ValueError(
-                f"{self.id} needs an input size of at least {self.min_size} px. Received: size={size}"
-            )
+            raise ValueError(f"{self.id} needs an input size of at least {self.min_size} px. Received: size={size}")
         return size
 
     def weights_filename(self, size: int | None = None) -> str:
@@ -164,28 +171,45 @@ def zoo() -> dict[str, ModelSpec]:
     return _ZOO
 
 
-def parse_model_id(model_id: str) -> tuple[ModelSpec, int | None]:
-    """`MobileNet:0.25@128` -> (the MobileNet:0.25 spec, 128). The size is None when not given.
+@dataclass(frozen=True)
+class ModelRef:
+    """A model id resolved once: its spec, the input size it runs at and the weights it loads.
 
-    An id may also name its weights after a slash (`ResNet50@160/none`, see `model_weights`).
+    Which size wins: the size in the id (`@128`), else the sweep's image size, else the model's default.
+    Which weights win: those in the id (`/none`), else the sweep's.
     """
-    text, _, size_text = model_id.strip().partition("/")[0].partition("@")
-    spec = zoo().get(text)
-    if spec is None:
-        base = text.split(":")[0]
-        variants = [key for key in zoo() if key.split(":")[0] == base]
-        hint = f" Variants of {base}: {', '.join(variants)}." if variants else " See `python -m core models`."
-        raise ValueError(f"Unknown model id.{hint} Received: model={model_id!r}")
-    if not size_text:
-        return spec, None
-    if not size_text.isdigit():
-        raise ValueError(f"The size after '@' must be a whole number of pixels. Received: model={model_id!r}")
-    return spec, spec.check_size(int(size_text))
 
+    id: str  # as written (without surrounding spaces): the key of the model's result
+    spec: ModelSpec
+    size: int
+    weights: str
 
-def model_weights(model_id: str, default: str) -> str:
-    """The weights a model id asks for (`MobileNet:0.25/none` -> "none"), else `default`."""
-    _, slash, weights = model_id.strip().partition("/")
-    if slash and weights not in WEIGHTS:
-        raise ValueError(f"The weights after '/' must be one of {WEIGHTS}. Received: model={model_id!r}")
-    return weights if slash else default
+    @classmethod
+    def parse(cls, model_id: str, image_size: int | None = None, weights: str = "imagenet") -> ModelRef:
+        """`MobileNet:0.25@128/none` -> (the MobileNet:0.25 spec, 128 px, untrained)."""
+        if weights not in WEIGHTS:
+            raise ValueError(f"weights must be one of {WEIGHTS}. Received: weights={weights}")
+        text = model_id.strip()
+        name_and_size, slash, id_weights = text.partition("/")
+        name, at, size_text = name_and_size.partition("@")
+        spec = zoo().get(name)
+        if spec is None:
+            family = name.split(":")[0]
+            variants = [key for key in zoo() if key.split(":")[0] == family]
+            hint = f" Variants of {family}: {', '.join(variants)}." if variants else " See `python -m core models`."
+            raise ValueError(f"Unknown model id.{hint} Received: model={model_id!r}")
+        if at and not size_text.isdigit():
+            raise ValueError(f"The size after '@' must be a whole number of pixels. Received: model={model_id!r}")
+        if slash and id_weights not in WEIGHTS:
+            raise ValueError(f"The weights after '/' must be one of {WEIGHTS}. Received: model={model_id!r}")
+        size = int(size_text) if size_text else image_size or spec.default_size
+        return cls(text, spec, spec.check_size(size), id_weights if slash else weights)
+
+    @property
+    def stem(self) -> str:
+        """The file name of everything cached for this network: spec, weights and size."""
+        return file_stem(f"{self.spec.id}-{self.weights}-{self.size}")
+
+    def build(self, include_top: bool = False):
+        """The Keras model (see `ModelSpec.build`)."""
+        return self.spec.build(self.size, self.weights, include_top)

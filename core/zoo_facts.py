@@ -27,6 +27,8 @@ _TF = "tf: scaled to [-1, 1]"
 _TORCH = "torch: scaled to [0, 1], ImageNet mean/std normalised"
 _RAW = "none: raw 0-255 (rescaling is inside the model)"
 
+# Tables of data, one row per family and per model, kept unformatted so that each row stays on one line.
+# fmt: off
 FAMILIES = {
     family.module: family
     for family in (
@@ -47,6 +49,7 @@ FAMILIES = {
         Family("Xception", "xception", "Xception: Deep Learning with Depthwise Separable Convolutions", 2017, _TF, min_size=71),
     )
 }
+# fmt: on
 
 
 def _row(default_size, params, feature_dim, imagenet_top1, weights_file, **kwargs) -> dict:
@@ -61,6 +64,7 @@ def _row(default_size, params, feature_dim, imagenet_top1, weights_file, **kwarg
 
 
 # model id: default size, parameters (no top), feature size, ImageNet top-1 %, weights file, variant args
+# fmt: off
 MODEL_FACTS = {
     "ConvNeXtBase": _row(224, 87_566_464, 1024, 85.3, "convnext_base_notop.h5"),
     "ConvNeXtLarge": _row(224, 196_230_336, 1536, 86.3, "convnext_large_notop.h5"),
@@ -115,3 +119,4 @@ MODEL_FACTS = {
     "VGG19": _row(224, 20_024_384, 512, 71.3, "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     "Xception": _row(299, 20_861_480, 2048, 79.0, "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
 }
+# fmt: on

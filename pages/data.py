@@ -3,9 +3,13 @@
 import streamlit as st
 from PIL import ImageOps
 
-from core import config, uploads
-from core.charts import class_counts_figure
-from core.data import SAMPLE_DATASETS, DatasetError, ImageProblem, load_dataset, open_image, sample_dataset
+from core import archives, config
+from core.archives import SAMPLE_DATASETS, sample_dataset
+from core.data import load_dataset
+from core.errors import DatasetError, ImageProblem
+from core.images import open_image
+from ui import state
+from ui.charts import class_counts_figure
 
 MAX_UPLOAD_MB = config.HOSTED_MAX_UPLOAD_MB
 MAX_IMAGES = config.HOSTED_MAX_IMAGES
@@ -26,10 +30,6 @@ def thumbnail(path: str):
     return ImageOps.fit(open_image(path), (180, 180))  # square crops make an even grid
 
 
-def use(source) -> None:
-    st.session_state.dataset = str(source)
-
-
 sources = ["Sample dataset", "Upload a .zip", "Upload a folder"] + ([] if HOSTED else ["Server path"])
 how = st.radio("Source", sources, horizontal=True, label_visibility="collapsed")
 upload_mb = MAX_UPLOAD_MB if HOSTED else None
@@ -38,24 +38,26 @@ try:
         name = st.selectbox("Sample", list(SAMPLE_DATASETS), format_func=lambda n: SAMPLE_DATASETS[n].description)
         if st.button("Load sample", type="primary", icon=":material/download:"):
             with st.spinner("Fetching the sample (once)…"):
-                use(sample_dataset(name))
+                state.set_dataset(sample_dataset(name))
     elif how == "Upload a .zip":
         zipped = st.file_uploader("Zip of class folders", type=["zip"], max_upload_size=upload_mb)
         if zipped is not None:
-            use(uploads.save_zip(zipped.name, zipped.getvalue()))
+            state.set_dataset(archives.save_zip(zipped.name, zipped.getvalue()))
     elif how == "Upload a folder":
-        files = st.file_uploader("Folder of class folders", accept_multiple_files="directory", max_upload_size=upload_mb)
+        files = st.file_uploader(
+            "Folder of class folders", accept_multiple_files="directory", max_upload_size=upload_mb
+        )
         if files:
-            use(uploads.save_folder([(f.name, f.getvalue()) for f in files]))
+            state.set_dataset(archives.save_folder([(f.name, f.getvalue()) for f in files]))
     else:
         path = st.text_input("Folder or .zip on the server", placeholder="/data/my-images")
         if st.button("Load path", type="primary") and path.strip():
-            use(path.strip())
-    source = st.session_state.get("dataset")
-    dataset = load(source, st.session_state.get("val_split", 0.2), st.session_state.get("seed", 1337)) if source else None
+            state.set_dataset(path.strip())
+    source = state.dataset()
+    dataset = load(source, state.val_split(), state.seed()) if source else None
 except (DatasetError, ValueError, OSError) as error:
     st.error(str(error), icon=":material/error:")
-    st.session_state.pop("dataset", None)
+    state.set_dataset(None)
     dataset = None
 
 if dataset is None:
@@ -95,7 +97,7 @@ st.subheader("Samples")
 for label, name in enumerate(dataset.classes):
     records = [r for r in dataset.train if r.label == label][:PER_CLASS]
     st.markdown(f"**{name}**")
-    for column, record in zip(st.columns(PER_CLASS), records):
+    for column, record in zip(st.columns(PER_CLASS), records, strict=False):
         try:
             column.image(thumbnail(str(record.path)), caption=record.path.name)
         except ImageProblem as problem:

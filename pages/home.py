@@ -13,4 +13,6 @@ st.page_link("pages/data.py", label="Data: load or pick a dataset", icon=":mater
 st.page_link("pages/models.py", label="Models: choose the candidates", icon=":material/view_list:")
 st.page_link("pages/train.py", label="Train: run the sweep", icon=":material/model_training:")
 st.page_link("pages/compare.py", label="Compare: accuracy vs size and latency", icon=":material/leaderboard:")
-st.page_link("pages/predict.py", label="Predict: classify new images with a trained model", icon=":material/image_search:")
+st.page_link(
+    "pages/predict.py", label="Predict: classify new images with a trained model", icon=":material/image_search:"
+)

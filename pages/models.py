@@ -5,12 +5,11 @@ import streamlit as st
 
 from core import config
 from core.architecture import summarize
-from core.features import Extractor
-from core.runtimes import RUNTIME_LABELS
-from core.sweep import LATENCY_RUNTIMES, known_latencies, model_latency
-from core.zoo import zoo
+from core.latency import known_latencies, measure_model
+from core.runtimes import ENGINES
+from core.zoo import SUMMARY_COLUMNS, ModelRef, zoo
+from ui import state
 
-DEFAULT_MODELS = ["MobileNetV2:0.35", "MobileNet:0.25"]
 LIGHT_PARAMS = 5_000_000
 MAX_PARAMS = config.HOSTED_MAX_PARAMS if config.hosted() else None
 
@@ -29,28 +28,33 @@ def architecture(model_id: str) -> dict:
 
 
 table = catalog(MAX_PARAMS)
-st.session_state.setdefault("models", [m for m in DEFAULT_MODELS if m in table.index])
-if "models_widget" not in st.session_state:
-    st.session_state.models_widget = st.session_state.models
+if state.MODELS_WIDGET not in st.session_state:
+    st.session_state[state.MODELS_WIDGET] = state.models() or [m for m in config.DEFAULT_MODELS if m in table.index]
 
 with st.sidebar:
     st.header("Filter the zoo")
     light = st.toggle("Light models only (< 5M parameters)", value=False)
     families = st.multiselect("Families", sorted(table["family"].unique()), placeholder="All families")
-    max_m = st.slider("Max parameters (millions)", 0.5, float(table["params"].max() / 1e6) + 1, float(table["params"].max() / 1e6) + 1, 0.5)
+    max_m = st.slider(
+        "Max parameters (millions)",
+        0.5,
+        float(table["params"].max() / 1e6) + 1,
+        float(table["params"].max() / 1e6) + 1,
+        0.5,
+    )
     shown = table[(table["params"] <= (LIGHT_PARAMS if light else max_m * 1e6))]
     if families:
         shown = shown[shown["family"].isin(families)]
-    options = list(dict.fromkeys(list(shown.index) + st.session_state.models_widget))
-    chosen = st.multiselect("Models to compare", options, key="models_widget", placeholder="Type to search…")
-    st.session_state.models = chosen
+    options = list(dict.fromkeys(list(shown.index) + st.session_state[state.MODELS_WIDGET]))
+    chosen = st.multiselect("Models to compare", options, key=state.MODELS_WIDGET, placeholder="Type to search…")
+    state.set_models(chosen)
     st.caption(f"{len(shown)} of {len(table)} models match the filters. The choice is kept for the Train page.")
 
 if not chosen:
     st.info("Choose at least one model in the sidebar.", icon=":material/info:")
     st.stop()
 
-overview = table.loc[chosen, ["model", "family", "params", "feature_dim", "default_size", "imagenet_top1", "weights_mb", "weights_cached", "year"]]
+overview = table.loc[chosen, [*SUMMARY_COLUMNS, "year"]]
 st.dataframe(
     overview.assign(params=overview["params"] / 1e6),
     hide_index=True,
@@ -76,14 +80,19 @@ for model_id in chosen:
     cols[4].metric("ImageNet top-1", f"{row['imagenet_top1']:.1f}%" if pd.notna(row["imagenet_top1"]) else "n/a")
     cols[5].metric("Weights", "cached" if row["weights_cached"] else f"{row['weights_mb']:.1f} MB to download")
     st.caption(f"{row['family']}: *{row['paper']}* ({row['year']}). Preprocessing: {row['preprocessing']}.")
-    size = int(row["default_size"])
-    speeds = known_latencies(model_id, size)
-    if set(speeds) != set(LATENCY_RUNTIMES) and st.button("Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"):
+    speeds = known_latencies(ModelRef.parse(model_id))
+    if set(speeds) != set(ENGINES) and st.button(
+        "Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"
+    ):
         with st.spinner(f"Timing {model_id} in each runtime (untrained weights, same arithmetic)…"):
-            speeds = model_latency(Extractor(None, zoo()[model_id], size, "none"))
-    for name, speed in speeds.items():
-        text = f"{speed[0]:.1f} ms/image at batch 1, {speed[1]:.0f} images/s at batch 32" if speed else "can't run this model (TensorFlow is used)"
-        st.markdown(f":material/speed: **{RUNTIME_LABELS[name]} on this host:** {text}")
+            speeds = measure_model(model_id)
+    for engine, speed in speeds.items():
+        text = (
+            f"{speed.ms:.1f} ms/image at batch 1, {speed.images_per_second:.0f} images/s at batch 32"
+            if speed
+            else "can't run this model (TensorFlow is used)"
+        )
+        st.markdown(f":material/speed: **{ENGINES[engine]} on this host:** {text}")
     with st.expander(f"Architecture: {arch['layer_count']} layers"):
         left, right = st.columns([3, 1])
         left.dataframe(arch["layers"], hide_index=True, height=320)

@@ -3,13 +3,13 @@ live progress that survives page switches and reloads, the comparison and a pred
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
 from e2e import VIEWPORT, goto, screenshot, wait_for_app
 
 pytest_plugins = ["e2e"]
@@ -32,10 +32,8 @@ class PeakMemory(threading.Thread):
         while not self.stopped.wait(0.25):
             total = 0
             for process in [root, *root.children(recursive=True)]:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += process.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak_mb = max(self.peak_mb, total / 2**20)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from e2e import APP_TITLE, goto, screenshot, wait_for_app
+from streamlit.testing.v1 import AppTest
 
 pytest_plugins = ["e2e"]
 

@@ -7,10 +7,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from images import class_folders, truncated_jpeg
 from PIL import Image
 from streamlit.testing.v1 import AppTest
-
-from images import class_folders, truncated_jpeg
 
 REPO = Path(__file__).resolve().parents[1]
 ENTRY = str(REPO / "streamlit_app.py")
@@ -64,8 +63,8 @@ def finished_run(tmp_path_factory) -> int:
 
     root = colour_dataset(tmp_path_factory.mktemp("colours") / "colours")
     outcome = run_sweep(root, SweepSettings(models=[SMALL_MODEL], epochs=20))
-    assert outcome["results"][0]["status"] == "ok", outcome["results"][0]
-    return outcome["run_id"]
+    assert outcome.results[0].status == "ok", outcome.results[0]
+    return outcome.run_id
 
 
 # Data ----------------------------------------------------------------------------------------------
@@ -77,7 +76,10 @@ def test_data_sample_dataset_counts(cats_and_dogs):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Train images"] == "2,000" and metrics["Validation images"] == "1,000"
     counts = at.dataframe[0].value
-    assert counts.set_index("class").to_dict() == {"train": {"cats": 1000, "dogs": 1000}, "validation": {"cats": 500, "dogs": 500}}
+    assert counts.set_index("class").to_dict() == {
+        "train": {"cats": 1000, "dogs": 1000},
+        "validation": {"cats": 500, "dogs": 500},
+    }
     assert len(at.get("image")) == 12  # 6 sample thumbnails per class
     assert at.session_state["dataset"].endswith("cats_and_dogs_filtered")
 
@@ -98,7 +100,10 @@ def test_data_zip_with_one_class_is_an_error(tmp_path):
 def test_data_folder_upload_reports_corrupt_image(tmp_path):
     class_folders(tmp_path, {"a": 3, "b": 3})
     truncated_jpeg(tmp_path / "a" / "broken.jpg")
-    files = [(f"set/{p.relative_to(tmp_path).as_posix()}", p.read_bytes(), "image/jpeg") for p in sorted(tmp_path.rglob("*.jpg"))]
+    files = [
+        (f"set/{p.relative_to(tmp_path).as_posix()}", p.read_bytes(), "image/jpeg")
+        for p in sorted(tmp_path.rglob("*.jpg"))
+    ]
     at = app("data")
     at.radio[0].set_value("Upload a folder").run()
     at.file_uploader[0].set_value(files).run()
@@ -162,8 +167,8 @@ def screened_run(cats_and_dogs) -> int:
 
     models = [SMALL_MODEL, "MobileNet:0.5@128/none"]
     outcome = run_sweep(cats_and_dogs, SweepSettings(models=models, max_images=300, screen=0.5, screen_keep=1))
-    assert outcome["recommendation"]["screening"]["screened_out"] == models[1:], outcome["recommendation"]["screening"]
-    return outcome["run_id"]
+    assert outcome.recommendation.screening.screened_out == models[1:], outcome.recommendation.screening
+    return outcome.run_id
 
 
 def test_train_without_dataset_disables_start(tb_home):

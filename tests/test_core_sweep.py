@@ -11,13 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import load_dataset, load_image, open_image
+from core.data import load_dataset
 from core.features import Extractor
+from core.images import load_image, open_image
 from core.predict import imagenet_top5, load_classifier
+from core.records import ModelResult, RunStatus, ScreenedOut, Status
 from core.runtimes import relative_difference
 from core.store import Store
 from core.sweep import SweepSettings, run_sweep
-from core.zoo import parse_model_id
+from core.zoo import ModelRef
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MODELS = ["MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25"]
@@ -40,68 +42,72 @@ def sweep(module_home, cats_and_dogs):
 
 
 def test_pretrained_models_reach_their_accuracy(sweep):
-    accuracy = {r["model"]: r["val_accuracy"] for r in sweep["results"]}
+    accuracy = {r.model: r.val_accuracy for r in sweep.results}
     for model, minimum in MINIMUM_ACCURACY.items():
         assert accuracy[model] >= minimum, (model, accuracy[model])
 
 
 def test_results_carry_metrics_sizes_and_timings(sweep):
-    for result in sweep["results"]:
-        assert result["status"] == "ok"
-        assert result["input_size"] == 224 and result["weights"] == "imagenet"
-        assert sum(c["support"] for c in result["per_class"]) == 1000
-        assert np.array(result["confusion"]).sum() == 1000
-        assert np.trace(result["confusion"]) / 1000 == pytest.approx(result["val_accuracy"])
-        assert result["latency_ms"] > 0 and result["throughput_ips"] > 0
-        assert result["latency_ms"] == result["latency_ms_onnx"] and result["latency_ms_tf"] > 0  # timed in both
-        assert result["throughput_ips_tf"] > 0 and result["throughput_ips"] == result["throughput_ips_onnx"]
-        assert result["feature_seconds"] > 0 and not result["features_cached"] and not result["head_cached"]
-        assert (result["runtime"], result["runtime_note"]) == ("onnx", "")  # its features matched TensorFlow's
-        assert result["params"] > result["base_params"] > 0
+    for result in sweep.results:
+        assert result.status == Status.OK
+        assert result.input_size == 224 and result.weights == "imagenet"
+        assert sum(c.support for c in result.per_class) == 1000
+        assert np.array(result.confusion).sum() == 1000
+        assert np.trace(result.confusion) / 1000 == pytest.approx(result.val_accuracy)
+        assert result.latency_ms > 0 and result.throughput_ips > 0
+        assert result.latency["onnx"].ms == result.latency_ms and result.latency["tf"].ms > 0  # timed in both
+        assert (
+            result.latency["tf"].images_per_second > 0
+            and result.throughput_ips == result.latency["onnx"].images_per_second
+        )
+        assert result.feature_seconds > 0 and not result.features_cached and not result.head_cached
+        assert (result.runtime, result.runtime_note) == ("onnx", "")  # its features matched TensorFlow's
+        assert result.params > result.base_params > 0
 
 
 def test_recommendation_is_the_smallest_model_close_to_the_best(sweep):
-    results = {r["model"]: r for r in sweep["results"]}
-    recommendation = sweep["recommendation"]
-    best = max(r["val_accuracy"] for r in results.values())
-    chosen = results[recommendation["model"]]
-    assert chosen["val_accuracy"] >= best - 0.01
-    assert all(r["params"] >= chosen["params"] for r in results.values() if r["val_accuracy"] >= best - 0.01)
-    assert recommendation["model"] in recommendation["reason"]
+    results = {r.model: r for r in sweep.results}
+    recommendation = sweep.recommendation
+    best = max(r.val_accuracy for r in results.values())
+    chosen = results[recommendation.model]
+    assert chosen.val_accuracy >= best - 0.01
+    assert all(r.params >= chosen.params for r in results.values() if r.val_accuracy >= best - 0.01)
+    assert recommendation.model in recommendation.reason
 
 
 def test_sweep_is_stored_as_it_goes(sweep):
     store = Store()
-    run = store.run(sweep["run_id"])
-    assert run["status"] == "done"
-    assert run["report"]["counts"]["validation"] == {"cats": 500, "dogs": 500}
-    assert [r["model"] for r in store.results(sweep["run_id"])] == SHARED_MODELS
-    history = store.history(sweep["run_id"], "MobileNet:0.25")
+    run = store.run(sweep.run_id)
+    assert run.status == RunStatus.DONE
+    assert run.report.counts["validation"] == {"cats": 500, "dogs": 500}
+    assert store.results(sweep.run_id) == sweep.results  # the records come back as they went in
+    assert [r.model for r in store.results(sweep.run_id)] == SHARED_MODELS
+    history = store.history(sweep.run_id, "MobileNet:0.25")
     assert [row["epoch"] for row in history] == list(range(1, len(history) + 1))
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= history[0].keys()
 
 
 def test_second_run_reads_features_from_the_cache(sweep, cats_and_dogs):
     again = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"]))
-    result = again["results"][0]
-    assert result["features_cached"] and result["head_cached"]
-    first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
-    assert result["val_accuracy"] == first["val_accuracy"]
-    assert len(Store().history(again["run_id"], "MobileNet:0.25")) == first["epochs_run"]  # epochs replayed
+    result = again.results[0]
+    assert result.features_cached and result.head_cached
+    first = next(r for r in sweep.results if r.model == "MobileNet:0.25")
+    assert result.val_accuracy == first.val_accuracy
+    assert len(Store().history(again.run_id, "MobileNet:0.25")) == first.epochs_run  # epochs replayed
 
 
 def test_tensorflow_runtime_gives_the_same_accuracy(sweep, cats_and_dogs):
-    forced = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"], runtime="tf"))["results"][0]
-    first = next(r for r in sweep["results"] if r["model"] == "MobileNet:0.25")
-    assert forced["runtime"] == "tf" and not forced["features_cached"]
-    assert forced["latency_ms"] == forced["latency_ms_tf"] and "latency_ms_onnx" not in forced  # no graph exported
-    assert forced["val_accuracy"] == pytest.approx(first["val_accuracy"], abs=0.003)
+    forced = run_sweep(cats_and_dogs, SweepSettings(models=["MobileNet:0.25"], runtime="tf")).results[0]
+    first = next(r for r in sweep.results if r.model == "MobileNet:0.25")
+    assert forced.runtime == "tf" and not forced.features_cached
+    assert forced.latency_ms == forced.latency["tf"].ms and "onnx" not in forced.latency  # no graph exported
+    assert forced.val_accuracy == pytest.approx(first.val_accuracy, abs=0.003)
 
 
 SCREENED_MODELS = [
-    "MobileNet:0.25@128", "MobileNet:0.25@160", "MobileNet:0.25@192", "MobileNet:0.25@224",
-    "MobileNet:0.75", "MobileNetV2:0.35", "MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none",
-]  # fmt: skip
+    *(f"MobileNet:0.25@{size}" for size in (128, 160, 192, 224)),
+    *("MobileNet:0.75", "MobileNetV2:0.35", "MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none"),
+]
 UNTRAINED = {"MobileNet:0.5@128/none", "MobileNetV2:0.5@128/none"}
 
 
@@ -112,32 +118,34 @@ def test_screening_keeps_the_full_data_winner(sweep, cats_and_dogs):
     """
     full = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS))
     screened = run_sweep(cats_and_dogs, SweepSettings(models=SCREENED_MODELS, screen=0.2))
-    assert all(r["status"] == "ok" for r in full["results"])
-    assert screened["recommendation"]["model"] == full["recommendation"]["model"]
+    assert all(isinstance(r, ModelResult) for r in full.results)
+    assert screened.recommendation.model == full.recommendation.model
 
-    record = screened["recommendation"]["screening"]
-    assert 550 <= record["subset_images"] <= 650
-    first, last = record["rounds"]
-    assert 180 <= first["images"] <= 220 and first["models"] == SCREENED_MODELS and UNTRAINED <= set(first["screened_out"])
-    assert last["images"] == record["subset_images"] and last["models"] == first["finalists"]
-    assert last["finalists"] == record["finalists"] and first["margin"] > last["margin"]  # fewer images, wider margin
-    assert set(record["finalists"]) | set(record["screened_out"]) == set(SCREENED_MODELS)
-    assert full["recommendation"]["model"] in record["finalists"] and UNTRAINED <= set(record["screened_out"])
-    assert len(record["finalists"]) <= 4  # the point of screening: most models never see the full data
-    assert record["winner_changed"] == (record["screened_winner"] != screened["recommendation"]["model"])
+    record = screened.recommendation.screening
+    assert 550 <= record.subset_images <= 650
+    first, last = record.rounds
+    assert 180 <= first.images <= 220 and first.models == SCREENED_MODELS and set(first.screened_out) >= UNTRAINED
+    assert last.images == record.subset_images and last.models == first.finalists
+    assert last.finalists == record.finalists and first.margin > last.margin  # fewer images, wider margin
+    assert set(record.finalists) | set(record.screened_out) == set(SCREENED_MODELS)
+    assert full.recommendation.model in record.finalists and set(record.screened_out) >= UNTRAINED
+    assert len(record.finalists) <= 4  # the point of screening: most models never see the full data
+    assert record.winner_changed == (record.screened_winner != screened.recommendation.model)
 
-    by_model = {r["model"]: r for r in screened["results"]}
-    full_accuracy = {r["model"]: r["val_accuracy"] for r in full["results"]}
-    for model in record["finalists"]:  # finished on all images: the full sweep's figures, plus the subset's
-        assert by_model[model]["status"] == "ok" and by_model[model]["val_accuracy"] == full_accuracy[model]
-        assert by_model[model]["subset_accuracy"] == record["subset_accuracy"][model]
-    for model in record["screened_out"]:
-        assert by_model[model]["status"] == "screened out" and "val_accuracy" not in by_model[model]
-        assert by_model[model]["subset_accuracy"] == record["subset_accuracy"][model]
-        assert by_model[model]["subset_images"] == (first if model in first["screened_out"] else last)["images"]
-    assert max(record["subset_accuracy"][m] for m in UNTRAINED) < 0.7 < min(
-        record["subset_accuracy"][m] for m in set(SCREENED_MODELS) - UNTRAINED)  # fmt: skip
-    assert {r["model"]: r["status"] for r in Store().results(screened["run_id"])} == {m: by_model[m]["status"] for m in SCREENED_MODELS}
+    by_model = {r.model: r for r in screened.results}
+    full_accuracy = {r.model: r.val_accuracy for r in full.results}
+    for model in record.finalists:  # finished on all images: the full sweep's figures, plus the subset's
+        assert isinstance(by_model[model], ModelResult) and by_model[model].val_accuracy == full_accuracy[model]
+        assert by_model[model].subset_accuracy == record.subset_accuracy[model]
+    for model in record.screened_out:
+        assert isinstance(by_model[model], ScreenedOut) and not hasattr(by_model[model], "val_accuracy")
+        assert by_model[model].subset_accuracy == record.subset_accuracy[model]
+        assert by_model[model].subset_images == (first if model in first.screened_out else last).images
+    untrained = [record.subset_accuracy[m] for m in UNTRAINED]
+    assert max(untrained) < 0.7 < min(record.subset_accuracy[m] for m in set(SCREENED_MODELS) - UNTRAINED)
+    assert {r.model: r.status for r in Store().results(screened.run_id)} == {
+        m: by_model[m].status for m in SCREENED_MODELS
+    }
 
 
 def test_predict_on_an_untrained_model_rebuilds_the_network_it_was_trained_on(cats_and_dogs):
@@ -145,17 +153,19 @@ def test_predict_on_an_untrained_model_rebuilds_the_network_it_was_trained_on(ca
     model = "MobileNet:0.25@128/none"
     outcome = run_sweep(cats_and_dogs, SweepSettings(models=[model], max_images=60, epochs=2))
     dataset = load_dataset(cats_and_dogs, max_images=60)  # the sweep's images: same seed and split
-    spec, size = parse_model_id(model)
-    with np.load(Extractor(dataset, spec, size, "none").cache_path) as saved:
+    ref = ModelRef.parse(model)
+    with np.load(Extractor(dataset, ref).cache_path) as saved:
         swept = saved["features"][len(dataset.train) :][:4]  # what the head was trained and scored on
 
-    classifier = load_classifier(outcome["run_id"], model)
-    rebuilt = classifier.base(np.stack([load_image(r.path, size) for r in dataset.validation[:4]]))
-    assert relative_difference(rebuilt, swept) < 1e-4  # the parity bound (ONNX Runtime may have run); a new random network: ~1e-3
+    classifier = load_classifier(outcome.run_id, model)
+    rebuilt = classifier.base(np.stack([load_image(r.path, ref.size) for r in dataset.validation[:4]]))
+    assert (
+        relative_difference(rebuilt, swept) < 1e-4
+    )  # the parity bound (ONNX Runtime may have run); a new random network: ~1e-3
 
 
 def test_trained_classifier_predicts_a_held_out_photo(sweep, cats_and_dogs):
-    classifier = load_classifier(sweep["run_id"], "MobileNet:0.75")
+    classifier = load_classifier(sweep.run_id, "MobileNet:0.75")
     cats = sorted((cats_and_dogs / "validation" / "cats").glob("*.jpg"))[:4]
     dogs = sorted((cats_and_dogs / "validation" / "dogs").glob("*.jpg"))[:4]
     probabilities = classifier.predict([open_image(p) for p in cats + dogs])
@@ -179,17 +189,32 @@ def test_cancel_keeps_finished_models(sweep, cats_and_dogs):
         on_progress=lambda progress: seen.setdefault("progress", progress),
         should_stop=lambda: bool(seen and seen["progress"].finished),
     )
-    assert [r["model"] for r in outcome["results"]] == ["MobileNet:0.25"]
-    assert Store().run(outcome["run_id"])["status"] == "cancelled"
+    assert [r.model for r in outcome.results] == ["MobileNet:0.25"]
+    assert Store().run(outcome.run_id).status == RunStatus.CANCELLED
 
 
 def test_cli_sweep_writes_json_and_isolates_a_model_without_weights(sweep, cats_and_dogs, tmp_path):
     out = tmp_path / "results.json"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     completed = subprocess.run(
-        [sys.executable, "-m", "core", "sweep", str(cats_and_dogs), "--models", "MobileNet:0.5,MobileNet:0.25",
-         "--epochs", "5", "--out", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "sweep",
+            str(cats_and_dogs),
+            "--models",
+            "MobileNet:0.5,MobileNet:0.25",
+            "--epochs",
+            "5",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = {r["model"]: r for r in json.loads(out.read_text())["results"]}
@@ -197,14 +222,25 @@ def test_cli_sweep_writes_json_and_isolates_a_model_without_weights(sweep, cats_
     assert "ImageNet weights for MobileNet:0.5 are not in the Keras cache" in results["MobileNet:0.5"]["error"]
     assert "weights='none'" in results["MobileNet:0.5"]["error"]
     ok = results["MobileNet:0.25"]
-    for key in ("model", "params", "size_mb", "input_size", "val_accuracy", "feature_seconds", "head_seconds", "latency_ms"):
+    for key in (
+        "model",
+        "params",
+        "size_mb",
+        "input_size",
+        "val_accuracy",
+        "feature_seconds",
+        "head_seconds",
+        "latency_ms",
+    ):
         assert key in ok
     assert json.loads(out.read_text())["recommendation"]["model"] == "MobileNet:0.25"
     assert "FAILED MobileNet:0.5" in completed.stdout and "Recommendation: MobileNet:0.25" in completed.stdout
 
 
 def test_cli_models_lists_the_zoo_with_cache_status():
-    completed = subprocess.run([sys.executable, "-m", "core", "models"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    completed = subprocess.run(
+        [sys.executable, "-m", "core", "models"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert completed.returncode == 0, completed.stderr[-2000:]
     lines = {line.split()[0]: line for line in completed.stdout.splitlines()[1:]}
     assert len(lines) == 52

@@ -1,29 +1,18 @@
-"""Tests for core.data: dataset discovery, validation, splits, reports, image decoding and zip safety."""
+"""Tests for core.data: dataset discovery, splits, subsets, skipped files, duplicates, fingerprints and reports."""
 
 from __future__ import annotations
 
 import json
-import zipfile
 from collections import Counter
-from pathlib import Path
 
-import numpy as np
 import pytest
-from images import (
-    BLUE,
-    RED,
-    class_folders,
-    noise_jpeg,
-    png_declaring_size,
-    save,
-    split_folders,
-    truncated_jpeg,
-    two_colour,
-)
+from images import class_folders, noise_jpeg, png_declaring_size, save, split_folders, truncated_jpeg
 from PIL import Image
 
 from core import data
-from core.data import DatasetError, ImageProblem, extract_zip, load_dataset, load_image, open_image, stratified_subset
+from core.data import load_dataset, stratified_subset
+from core.errors import DatasetError
+from core.report import DataReport, DuplicateGroup, Skipped
 
 
 def skipped_reasons(dataset: data.Dataset) -> dict[str, str]:
@@ -37,11 +26,6 @@ def skipped_reasons(dataset: data.Dataset) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def cats_and_dogs_set(cats_and_dogs) -> data.Dataset:
     return load_dataset(cats_and_dogs)
-
-
-def test_sample_has_train_and_validation_folders(cats_and_dogs):
-    assert cats_and_dogs.name == "cats_and_dogs_filtered"
-    assert {"train", "validation"} <= {path.name for path in cats_and_dogs.iterdir()}
 
 
 def test_sample_loads_as_given(cats_and_dogs_set):
@@ -62,15 +46,6 @@ def test_sample_loads_as_given(cats_and_dogs_set):
 
 def test_sample_fingerprint_is_stable(cats_and_dogs, cats_and_dogs_set):
     assert load_dataset(cats_and_dogs).fingerprint == cats_and_dogs_set.fingerprint
-
-
-def test_sample_is_extracted_once(cats_and_dogs):
-    assert data.sample_dataset("cats_and_dogs") == cats_and_dogs
-
-
-def test_unknown_sample_lists_known_names():
-    with pytest.raises(ValueError, match=r"cats_and_dogs.*Received: name='mnist'"):
-        data.sample_dataset("mnist")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -217,107 +192,8 @@ def test_each_bad_file_is_skipped_with_its_reason(tmp_path):
     assert Image.MAX_IMAGE_PIXELS == 89_478_485
 
 
-def test_decompression_bomb_warning_range_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    save(Image.new("RGB", (40, 40)), tmp_path / "warns.png")  # 1600 px: Pillow warns (not > 2x limit)
-    with pytest.raises(ImageProblem, match="too large: more than 1,000 px"):
-        open_image(tmp_path / "warns.png")
-
-
-def test_open_image_problems_carry_a_reason(tmp_path):
-    with pytest.raises(ImageProblem) as caught:
-        open_image(tmp_path / "missing.jpg")
-    assert caught.value.reason == "unreadable: No such file or directory"
-    with pytest.raises(ImageProblem, match="truncated image"):
-        load_image(truncated_jpeg(tmp_path / "cut.jpg"), 16)
-
-
 # ---------------------------------------------------------------------------------------------------
-# Decoding to RGB
-
-
-def test_grayscale(tmp_path):
-    path = save(Image.new("L", (20, 20), 100), tmp_path / "gray.png")
-    image = open_image(path)
-    assert image.mode == "RGB" and image.getpixel((0, 0)) == (100, 100, 100)
-
-
-def test_rgba_transparency_becomes_white(tmp_path):
-    picture = Image.new("RGBA", (20, 20), (255, 0, 0, 255))
-    picture.putpixel((0, 0), (0, 0, 0, 0))
-    image = open_image(save(picture, tmp_path / "alpha.png"))
-    assert image.getpixel((0, 0)) == (255, 255, 255) and image.getpixel((5, 5)) == RED
-
-
-def test_palette_with_transparent_index(tmp_path):
-    picture = Image.new("P", (20, 20), 1)
-    picture.putpalette([0, 0, 0, *BLUE] + [0] * 762)
-    picture.putpixel((0, 0), 0)
-    image = open_image(save(picture, tmp_path / "palette.png", transparency=0))
-    assert image.getpixel((0, 0)) == (255, 255, 255) and image.getpixel((5, 5)) == BLUE
-
-
-def test_cmyk(tmp_path):
-    path = save(Image.new("CMYK", (20, 20), (0, 255, 255, 0)), tmp_path / "cmyk.jpg", quality=95)
-    assert Image.open(path).mode == "CMYK"
-    red = np.asarray(open_image(path))[10, 10].astype(int)
-    assert np.abs(red - RED).max() <= 3
-
-
-def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
-    pixels = np.full((20, 20), 65535, dtype=np.uint16)
-    pixels[:, 10:] = 32768
-    path = save(Image.fromarray(pixels), tmp_path / "deep.png")
-    assert Image.open(path).mode == "I;16"
-    image = np.asarray(open_image(path))
-    assert tuple(image[0, 0]) == (255, 255, 255) and tuple(image[0, 15]) == (128, 128, 128)
-
-
-def test_float_image_in_unit_range(tmp_path):
-    pixels = np.full((20, 20), 0.5, dtype=np.float32)
-    path = save(Image.fromarray(pixels), tmp_path / "float.tif")
-    assert Image.open(path).mode == "F"
-    assert open_image(path).getpixel((0, 0)) == (128, 128, 128)
-
-
-def test_one_bit(tmp_path):
-    path = save(Image.new("1", (20, 20), 1), tmp_path / "bits.png")
-    assert open_image(path).getpixel((3, 3)) == (255, 255, 255)
-
-
-def test_exif_orientation_is_applied(tmp_path):
-    exif = Image.Exif()
-    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
-    path = save(two_colour(64, 32), tmp_path / "rotated.jpg", exif=exif, quality=95)
-    image = open_image(path)
-    assert image.size == (32, 64)
-    top, bottom = np.asarray(image)[5, 16].astype(int), np.asarray(image)[58, 16].astype(int)
-    assert np.abs(top - RED).max() < 10 and np.abs(bottom - BLUE).max() < 10
-    array = load_image(path, 32)
-    assert array.shape == (32, 32, 3) and array[2, 16, 0] > 200 and array[29, 16, 2] > 200
-
-
-def test_load_image_shape_and_resize(tmp_path):
-    path = save(two_colour(40, 20), tmp_path / "wide.png")
-    array = load_image(path, 24)
-    assert array.shape == (24, 24, 3) and array.dtype == np.uint8
-    assert tuple(array[12, 0]) == RED and tuple(array[12, 23]) == BLUE
-    with pytest.raises(ValueError, match="Received: size=0"):
-        load_image(path, 0)
-
-
-def test_enormous_jpeg_loads_through_draft(tmp_path):
-    path = save(two_colour(6000, 4000), tmp_path / "huge.jpg", quality=80)
-    array = load_image(path, 224)
-    assert array.shape == (224, 224, 3)
-    assert array[112, 10, 0] > 240 and array[112, 213, 2] > 240
-    with Image.open(path) as image:
-        image.draft("RGB", (224, 224))
-        assert min(image.size) >= 224 and image.size[0] < 6000  # a reduced decode keeps the target size
-
-
-# ---------------------------------------------------------------------------------------------------
-# Duplicates
+# Duplicates, fingerprints and the stored report
 
 
 def test_duplicates_and_leakage_are_reported(tmp_path):
@@ -348,79 +224,20 @@ def test_fingerprint_changes_with_the_data(tmp_path):
     assert load_dataset(root).fingerprint != before
 
 
-# ---------------------------------------------------------------------------------------------------
-# Zip files
+def test_report_round_trips_through_a_dict(tmp_path):
+    root = split_folders(tmp_path / "set", {"cats": 5, "dogs": 5})
+    (root / "train" / "cats" / "text.jpg").write_text("not a picture")
+    leaked = root / "validation" / "dogs" / "leaked.jpg"
+    leaked.write_bytes((root / "train" / "dogs" / "img_004.jpg").read_bytes())
+    copy = root / "train" / "cats" / "copy.jpg"
+    copy.write_bytes((root / "train" / "cats" / "img_000.jpg").read_bytes())
+    report = load_dataset(root).report
+    assert report.skipped == [Skipped("train/cats/text.jpg", "not an image (cannot identify image file)")]
+    assert len(report.duplicates) == 2 and all(isinstance(group.paths, tuple) for group in report.duplicates)
 
-
-def make_zip(path: Path, members: dict[str, bytes]) -> Path:
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return path
-
-
-def test_zip_with_wrapping_folder_loads_and_is_extracted_once(tmp_path, tb_home):
-    source = class_folders(tmp_path / "src", {"cats": 3, "dogs": 3})
-    members = {f"wrapper/{path.relative_to(source).as_posix()}": path.read_bytes() for path in source.rglob("*.jpg")}
-    members["__MACOSX/wrapper/._cats"] = b"junk"
-    archive = make_zip(tmp_path / "pets.zip", members)
-
-    dataset = load_dataset(archive)
-    assert dataset.classes == ["cats", "dogs"]
-    assert dataset.root.parent.parent == tb_home / "datasets"
-    assert dataset.root.parent.name.startswith("pets-") and dataset.root.name == "wrapper"
-    again = load_dataset(archive)
-    assert again.root == dataset.root and again.fingerprint == dataset.fingerprint
-
-
-@pytest.mark.parametrize(
-    "name, message",
-    [
-        ("../evil.txt", "escaping the destination folder refused: ../evil.txt"),
-        ("a/../../evil.txt", "escaping the destination folder refused: a/../../evil.txt"),
-        ("/etc/evil.txt", "absolute path refused: /etc/evil.txt"),
-    ],
-)
-def test_zip_unsafe_paths_are_refused(tmp_path, name, message):
-    archive = make_zip(tmp_path / "bad.zip", {"ok.txt": b"fine", name: b"evil"})
-    dest = tmp_path / "out"
-    with pytest.raises(DatasetError, match=message):
-        extract_zip(archive, dest)
-    assert not dest.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.zip"]
-
-
-def test_zip_symlink_is_refused(tmp_path):
-    link = zipfile.ZipInfo("link")
-    link.external_attr = (0o120777 << 16)
-    with zipfile.ZipFile(tmp_path / "link.zip", "w") as archive:
-        archive.writestr(link, "/etc/passwd")
-    with pytest.raises(DatasetError, match="symbolic link entry refused: link"):
-        extract_zip(tmp_path / "link.zip", tmp_path / "out")
-
-
-def test_zip_too_many_files(tmp_path):
-    archive = make_zip(tmp_path / "many.zip", {f"f{i}.txt": b"x" for i in range(6)})
-    with pytest.raises(DatasetError, match="many.zip has 6 entries; the limit is 5"):
-        extract_zip(archive, tmp_path / "out", max_files=5)
-
-
-def test_zip_expanding_too_much(tmp_path):
-    archive = make_zip(tmp_path / "bomb.zip", {"zeros.bin": bytes(100_000)})
-    assert archive.stat().st_size < 1000
-    with pytest.raises(DatasetError, match="would expand to 100,000 bytes; the limit is 10,000 bytes"):
-        extract_zip(archive, tmp_path / "out", max_bytes=10_000)
-    assert not (tmp_path / "out").exists()
-
-
-def test_not_a_zip(tmp_path, tb_home):
-    fake = tmp_path / "fake.zip"
-    fake.write_text("not a zip")
-    with pytest.raises(DatasetError, match="not a zip file: fake.zip"):
-        load_dataset(fake)
-
-
-def test_extract_zip_round_trip(tmp_path):
-    archive = make_zip(tmp_path / "ok.zip", {"a/b.txt": b"hello", "c.txt": b"world"})
-    dest = extract_zip(archive, tmp_path / "out")
-    assert (dest / "a" / "b.txt").read_bytes() == b"hello" and (dest / "c.txt").read_bytes() == b"world"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.zip", "out"]
+    assert DataReport.from_dict(report.to_dict()) == report
+    stored = json.loads(json.dumps(report.to_dict()))  # as the store keeps it: tuples become lists
+    restored = DataReport.from_dict(stored)
+    assert restored == report
+    assert all(isinstance(item, Skipped) for item in restored.skipped)
+    assert all(isinstance(group, DuplicateGroup) and isinstance(group.paths, tuple) for group in restored.duplicates)

@@ -10,8 +10,10 @@ import pytest
 from images import class_folders, noise_jpeg
 
 from core import decoded
-from core.data import ImageProblem, load_dataset, load_image
+from core.data import load_dataset
 from core.decoded import decoded_images
+from core.errors import ImageProblem
+from core.images import load_image
 
 
 @pytest.fixture

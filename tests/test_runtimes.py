@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 
 from core import runtimes
-from core.data import load_image
-from core.features import FrozenBase
-from core.runtimes import PARITY_TOLERANCE, make_runtime, onnx_path, relative_difference
-from core.zoo import parse_model_id
+from core.images import load_image
+from core.runtimes import PARITY_TOLERANCE, FrozenBase, make_runtime, relative_difference
+from core.zoo import ModelRef
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("tf2onnx")
@@ -24,7 +23,7 @@ def frozen_base(model_id: str, size: int = 224, weights: str = "imagenet") -> Fr
     """Bases are built once per test session: building one costs seconds."""
     key = (model_id, size, weights)
     if key not in _BASES:
-        _BASES[key] = FrozenBase(parse_model_id(model_id)[0], size, weights)
+        _BASES[key] = FrozenBase(ModelRef.parse(model_id, size, weights))
     return _BASES[key]
 
 
@@ -41,6 +40,10 @@ def onnx_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("onnx")
 
 
+def graph(base: FrozenBase, folder: Path) -> Path:
+    return folder / f"{base.ref.stem}.onnx"
+
+
 @pytest.fixture(scope="module")
 def calibration(cats_and_dogs) -> np.ndarray:
     return photos(cats_and_dogs / "train", 224, 0, 8)
@@ -54,7 +57,7 @@ def held_out(cats_and_dogs) -> np.ndarray:
 @pytest.mark.parametrize("model_id", ["MobileNetV2:0.35", "MobileNet:0.25"])
 def test_onnx_features_match_tensorflow_with_real_weights(model_id, calibration, held_out, onnx_cache):
     base = frozen_base(model_id)
-    runtime = make_runtime(base, "onnx", calibration, onnx_cache)
+    runtime = make_runtime(base, "onnx", calibration, graph(base, onnx_cache))
 
     assert (runtime.name, runtime.fallback_reason) == ("onnx", None)
     assert runtime.parity is not None and runtime.parity <= PARITY_TOLERANCE
@@ -66,16 +69,16 @@ def test_onnx_features_match_tensorflow_with_real_weights(model_id, calibration,
 
 def test_export_is_cached_and_reused(calibration, onnx_cache, monkeypatch):
     base = frozen_base("MobileNetV2:0.35")
-    make_runtime(base, "auto", calibration, onnx_cache)
-    path = onnx_path(base, onnx_cache)
-    assert path.name == "MobileNetV2_0.35-imagenet-224.onnx"
+    path = graph(base, onnx_cache)
+    make_runtime(base, "auto", calibration, path)
+    assert path.name == "MobileNetV2_0.35-imagenet-224.onnx" and path.exists()
     modified = path.stat().st_mtime_ns
 
     def no_export(*args):
         raise AssertionError("exported again")
 
     monkeypatch.setattr(runtimes, "_export", no_export)
-    runtime = make_runtime(base, "auto", calibration, onnx_cache)
+    runtime = make_runtime(base, "auto", calibration, path)
     assert runtime.name == "onnx"
     assert path.stat().st_mtime_ns == modified
     assert not list(onnx_cache.glob("*.partial*"))
@@ -86,7 +89,7 @@ def test_graph_with_extra_inputs_falls_back_to_tensorflow(onnx_cache):
     base = frozen_base("EfficientNetB0", 64, "none")
     images = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
     for requested in ("onnx", "auto"):  # the second call reuses the exported graph
-        runtime = make_runtime(base, requested, images, onnx_cache)
+        runtime = make_runtime(base, requested, images, graph(base, onnx_cache))
         assert runtime.name == "tf" and runtime.parity is None
         assert "Extra inputs" in runtime.fallback_reason and "normalization" in runtime.fallback_reason
         np.testing.assert_array_equal(runtime(images), base(images))
@@ -100,31 +103,31 @@ def test_failures_fall_back_with_the_reason(calibration, onnx_cache, tmp_path, m
 
     with monkeypatch.context() as patch:
         patch.setattr(runtimes, "_export", failing_export)
-        runtime = make_runtime(base, "onnx", calibration, tmp_path)
+        runtime = make_runtime(base, "onnx", calibration, graph(base, tmp_path))
     assert (runtime.name, runtime.fallback_reason) == ("tf", "RuntimeError: tf2onnx could not convert op X")
 
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "onnxruntime", None)
-        runtime = make_runtime(base, "auto", calibration, onnx_cache)
+        runtime = make_runtime(base, "auto", calibration, graph(base, onnx_cache))
     assert runtime.name == "tf" and runtime.parity is None
     assert "not installed" in runtime.fallback_reason and "onnxruntime" in runtime.fallback_reason
 
     with monkeypatch.context() as patch:
         patch.setattr(runtimes, "PARITY_TOLERANCE", 0.0)
-        runtime = make_runtime(base, "auto", calibration, onnx_cache)
+        runtime = make_runtime(base, "auto", calibration, graph(base, onnx_cache))
     assert runtime.name == "tf" and runtime.parity > 0
     assert "differ from TensorFlow's" in runtime.fallback_reason
 
 
 def test_tf_runtime_and_invalid_arguments(calibration, onnx_cache):
     base = frozen_base("MobileNet:0.25")
-    runtime = make_runtime(base, "tf", calibration, onnx_cache)
+    runtime = make_runtime(base, "tf", calibration, graph(base, onnx_cache))
     assert (runtime.name, runtime.fallback_reason, runtime.parity) == ("tf", None, None)
     np.testing.assert_array_equal(runtime(calibration[:2]), base(calibration[:2]))
 
     with pytest.raises(ValueError, match="Received: runtime=foo"):
-        make_runtime(base, "foo", calibration, onnx_cache)
+        make_runtime(base, "foo", calibration, graph(base, onnx_cache))
     with pytest.raises(ValueError, match=r"\(n, 224, 224, 3\). Received: float32 of shape \(2, 224, 224, 3\)"):
         runtime(calibration[:2].astype(np.float32))
     with pytest.raises(ValueError, match=r"Received: uint8 of shape \(8, 128, 128, 3\)"):
-        make_runtime(base, "auto", calibration[:, :128, :128], onnx_cache)
+        make_runtime(base, "auto", calibration[:, :128, :128], graph(base, onnx_cache))

@@ -6,7 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from core.zoo import WeightsUnavailable, parse_model_id, zoo
+from core.errors import WeightsUnavailable
+from core.zoo import ModelRef, zoo
 
 
 def test_every_applications_constructor_is_in_the_zoo():
@@ -24,16 +25,75 @@ def test_width_variants_are_models():
     assert zoo()["MobileNetV3Small:min"].kwargs == {"alpha": 1.0, "minimalistic": True}
 
 
+# Every id form the README lists: (id, spec id, the size in the id, the weights in the id, the stem at the defaults).
+ID_FORMS = [
+    ("ResNet50", "ResNet50", None, None, "ResNet50-imagenet-224"),
+    ("MobileNet:0.25", "MobileNet:0.25", None, None, "MobileNet_0.25-imagenet-224"),
+    ("MobileNetV2:1.4", "MobileNetV2:1.4", None, None, "MobileNetV2_1.4-imagenet-224"),
+    ("MobileNetV3Small:min", "MobileNetV3Small:min", None, None, "MobileNetV3Small_min-imagenet-224"),
+    ("MobileNet:0.25@128", "MobileNet:0.25", 128, None, "MobileNet_0.25-imagenet-128"),
+    ("ResNet50@160/none", "ResNet50", 160, "none", "ResNet50-none-160"),
+    ("MobileNet:0.5@128/none", "MobileNet:0.5", 128, "none", "MobileNet_0.5-none-128"),
+    ("MobileNet:0.25/none", "MobileNet:0.25", None, "none", "MobileNet_0.25-none-224"),
+]
+
+
+@pytest.mark.parametrize("model_id,spec_id,id_size,id_weights,stem", ID_FORMS, ids=[form[0] for form in ID_FORMS])
+def test_model_refs_parse_every_id_form(model_id, spec_id, id_size, id_weights, stem):
+    spec = zoo()[spec_id]
+    ref = ModelRef.parse(model_id)
+    assert (ref.id, ref.spec, ref.size, ref.weights, ref.stem) == (
+        model_id,
+        spec,
+        id_size or spec.default_size,
+        id_weights or "imagenet",
+        stem,
+    )
+    # A sweep's image size and weights are defaults: the size and weights in the id win.
+    assert ModelRef.parse(model_id, image_size=96).size == (id_size or 96)
+    assert ModelRef.parse(model_id, weights="imagenet").weights == (id_weights or "imagenet")
+    assert ModelRef.parse(model_id, weights="none").weights == (id_weights or "none")
+    untrained_small = ModelRef.parse(model_id, image_size=96, weights="none")
+    assert untrained_small.stem == f"{spec_id.replace(':', '_')}-{id_weights or 'none'}-{id_size or 96}"
+    assert ModelRef.parse(f"  {model_id} ") == ref  # surrounding spaces are not part of the id
+
+
 def test_model_ids_parse_with_optional_size():
-    spec, size = parse_model_id("MobileNet:0.25@128")
-    assert (spec.id, spec.kwargs, size) == ("MobileNet:0.25", {"alpha": 0.25}, 128)
-    assert parse_model_id("ResNet50") == (zoo()["ResNet50"], None)
-    with pytest.raises(ValueError, match=r"Variants of MobileNetV2: .*MobileNetV2:0.35.*Received: model='MobileNetV2:0.3'"):
-        parse_model_id("MobileNetV2:0.3")
+    ref = ModelRef.parse("MobileNet:0.25@128")
+    assert (ref.spec.id, ref.spec.kwargs, ref.size) == ("MobileNet:0.25", {"alpha": 0.25}, 128)
+    assert ModelRef.parse("ResNet50").spec == zoo()["ResNet50"]
+    with pytest.raises(
+        ValueError, match=r"Variants of MobileNetV2: .*MobileNetV2:0.35.*Received: model='MobileNetV2:0.3'"
+    ):
+        ModelRef.parse("MobileNetV2:0.3")
+    with pytest.raises(ValueError, match=r"Unknown model id. See `python -m core models`. Received: model='ResNet51'"):
+        ModelRef.parse("ResNet51")
     with pytest.raises(ValueError, match="at least 75 px. Received: size=64"):
-        parse_model_id("InceptionV3@64")
+        ModelRef.parse("InceptionV3@64")
+    with pytest.raises(ValueError, match="at least 75 px. Received: size=64"):
+        ModelRef.parse("InceptionV3", image_size=64)  # a sweep's size is checked too
     with pytest.raises(ValueError, match="whole number"):
-        parse_model_id("ResNet50@big")
+        ModelRef.parse("ResNet50@big")
+    with pytest.raises(ValueError, match="whole number.*Received: model='ResNet50@abc'"):
+        ModelRef.parse("ResNet50@abc")
+    with pytest.raises(ValueError, match="whole number.*Received: model='ResNet50@'"):
+        ModelRef.parse("ResNet50@")  # an '@' promises a size
+
+
+def test_model_ids_may_carry_weights():
+    ref = ModelRef.parse("MobileNet:0.25@128/none")
+    assert (ref.spec.id, ref.size, ref.weights) == ("MobileNet:0.25", 128, "none")
+    assert ModelRef.parse("MobileNet:0.25@128", weights="imagenet").weights == "imagenet"
+    with pytest.raises(ValueError, match="one of .*Received: model='MobileNet:0.25/random'"):
+        ModelRef.parse("MobileNet:0.25/random")
+    with pytest.raises(ValueError, match=r"weights must be one of \('imagenet', 'none'\). Received: weights=foo"):
+        ModelRef.parse("MobileNet:0.25", weights="foo")
+
+
+def test_a_model_ref_builds_its_network():
+    model = ModelRef.parse("MobileNet:0.25@32/none").build()
+    assert tuple(model.input_shape) == (None, 32, 32, 3) and tuple(model.output_shape) == (None, 256)
+    keras.backend.clear_session()
 
 
 @pytest.mark.parametrize("model_id", list(zoo()))
@@ -97,9 +157,21 @@ def test_shared_weights_are_found_in_the_keras_cache(model_id, size):
 
 
 # One member of each family: the constructor must ask Keras' cache for the file name in our table.
-REPRESENTATIVES = ["ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionV3",
-                   "MobileNet:0.5", "MobileNetV2:1.4", "MobileNetV3Large:min", "NASNetMobile", "ResNet50",
-                   "ResNet50V2", "VGG16", "Xception"]
+REPRESENTATIVES = [
+    "ConvNeXtTiny",
+    "DenseNet121",
+    "EfficientNetB0",
+    "EfficientNetV2B0",
+    "InceptionV3",
+    "MobileNet:0.5",
+    "MobileNetV2:1.4",
+    "MobileNetV3Large:min",
+    "NASNetMobile",
+    "ResNet50",
+    "ResNet50V2",
+    "VGG16",
+    "Xception",
+]
 
 
 @pytest.mark.parametrize("model_id", REPRESENTATIVES)

@@ -1,0 +1,170 @@
+"""The store: runs, results, history and progress go in as records and come out equal."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.records import (
+    ClassMetrics,
+    Failed,
+    Latency,
+    ModelResult,
+    Progress,
+    Recommendation,
+    Run,
+    RunStatus,
+    ScreenedOut,
+    Screening,
+    ScreeningRound,
+    Stage,
+)
+from core.report import DataReport, DuplicateGroup, Skipped
+from core.store import Store
+
+
+def _result(model: str = "a", accuracy: float = 0.9, **changes) -> ModelResult:
+    values = dict(
+        model=model,
+        family="MobileNet",
+        input_size=128,
+        weights="imagenet",
+        params=219_058,
+        base_params=218_544,
+        feature_dim=256,
+        size_mb=0.88,
+        classes=["x", "y"],
+        val_accuracy=accuracy,
+        val_loss=0.25,
+        per_class=[ClassMetrics("x", 0.92, 0.88, 0.9, 50), ClassMetrics("y", 0.885, 0.92, 0.902, 50)],
+        confusion=[[44, 6], [4, 46]],
+        epochs_run=12,
+        best_epoch=9,
+        runtime="tf",
+        runtime_note="no onnxruntime",
+        feature_seconds=1.5,
+        features_cached=False,
+        head_seconds=0.8,
+        head_cached=False,
+        latency={"tf": Latency(4.2, 310.0), "onnx": None},
+        head_path="/runs/1/a.keras",
+    )
+    return ModelResult(**{**values, **changes})
+
+
+def _report() -> DataReport:
+    return DataReport(
+        classes=["x", "y"],
+        counts={"train": {"x": 40, "y": 40}, "validation": {"x": 10, "y": 10}},
+        skipped=[Skipped("x/broken.jpg", "not an image")],
+        duplicates=[DuplicateGroup("abc123", ("train/x/1.jpg", "validation/x/9.jpg"), leakage=True)],
+        layout="class folders",
+        imbalance=1.0,
+        warnings=["1 image is in both train and validation"],
+    )
+
+
+def test_store_round_trip(tb_home):
+    store = Store()
+    assert store.path == tb_home / "transferbench.db"
+    run_id = store.create_run("/data", {"models": ["a"]})
+    store.update_run(run_id, status=RunStatus.RUNNING, report=_report())
+    store.save_epoch(run_id, "a", 1, {"loss": 0.5, "val_accuracy": 0.9})
+    store.save_result(run_id, _result("a", 0.9))
+    progress = Progress(run_id, models=["a", "b", "c", "d", "e"], model="c", stage=Stage.BUILDING, finished=["a", "b"])
+    store.set_progress(run_id, progress)
+    run = store.run(run_id)
+    assert (run.status, run.settings, run.report) == (RunStatus.RUNNING, {"models": ["a"]}, _report())
+    assert store.results(run_id) == [_result("a", 0.9)]
+    assert store.history(run_id) == [{"model": "a", "epoch": 1, "loss": 0.5, "val_accuracy": 0.9}]
+    assert store.progress(run_id).fraction == 0.4
+    with pytest.raises(ValueError, match="Received: status=finished"):
+        store.update_run(run_id, status="finished")
+    assert not store.cancel_requested(run_id)
+    store.request_cancel(run_id)
+    assert store.cancel_requested(run_id)
+
+
+def test_runs_are_records(tb_home):
+    store = Store()
+    first = store.create_run("/data/one", {"models": ["MobileNet:0.25", "ResNet50"], "epochs": 20})
+    second = store.create_run("/data/two.zip", {"models": ["ResNet50"]})
+    run = store.run(first)
+    assert isinstance(run, Run) and (run.id, run.dataset, run.status) == (first, "/data/one", RunStatus.QUEUED)
+    assert run.models == ["MobileNet:0.25", "ResNet50"] and run.created <= run.updated
+    assert (run.report, run.recommendation, run.error, run.cancel_requested, run.pid) == (None, None, None, False, None)
+    store.update_run(first, status=RunStatus.FAILED, error="the background worker stopped unexpectedly", pid=4242)
+    run = store.run(first)
+    assert (run.status, run.error, run.pid) == (RunStatus.FAILED, "the background worker stopped unexpectedly", 4242)
+    assert not run.status.active and store.run(second).status.active
+    assert [r.id for r in store.runs()] == [second, first]  # newest first
+    assert [r.id for r in store.runs(limit=1)] == [second]
+    assert store.run(999) is None
+    with pytest.raises(ValueError, match="update_run takes"):
+        store.update_run(first, cancel_requested=True)
+
+
+def test_results_keep_their_kind_and_order(tb_home):
+    store = Store()
+    run_id = store.create_run("/data", {"models": ["a", "tiny", "broken"]})
+    results = [
+        _result("a", 0.9, latency={"tf": Latency(4.2, 310.0), "onnx": Latency(1.1, 950.0)}, runtime="onnx"),
+        ScreenedOut.of(_result("tiny", 0.6), images=200),
+        Failed("broken", "WeightsUnavailable: ImageNet weights for broken are not in the Keras cache"),
+    ]
+    for result in results:
+        store.save_result(run_id, result)
+    assert store.results(run_id) == results
+    assert [type(r) for r in store.results(run_id)] == [ModelResult, ScreenedOut, Failed]
+    assert store.results(run_id)[0].latency_ms == 1.1
+    assert store.results(store.create_run("/data", {"models": ["a"]})) == []
+
+
+def test_recommendation_with_screening_is_stored(tb_home):
+    store = Store()
+    run_id = store.create_run("/data", {"models": ["big", "mid", "tiny"], "screen": 0.1})
+    recommendation = Recommendation(
+        model="mid",
+        best="big",
+        fastest=None,
+        tolerance=0.01,
+        reason="mid is the smallest of the 2 models within 1 point of the best validation accuracy",
+        screening=Screening(
+            finalists=["big", "mid"],
+            screened_out=["tiny"],
+            margin=0.077,
+            subset_images=200,
+            subset_accuracy={"big": 0.97, "mid": 0.965, "tiny": 0.85},
+            screened_winner="big",
+            rounds=[ScreeningRound(200, ["big", "mid", "tiny"], ["big", "mid"], ["tiny"], 0.077)],
+            winner_changed=True,
+        ),
+    )
+    store.update_run(run_id, status=RunStatus.DONE, recommendation=recommendation)
+    run = store.run(run_id)
+    assert run.recommendation == recommendation and run.status == RunStatus.DONE
+    assert run.recommendation.screening.rounds[0].finalists == ["big", "mid"]
+    store.update_run(run_id, recommendation=None)
+    assert store.run(run_id).recommendation is None
+
+
+def test_progress_is_stored_as_a_record(tb_home):
+    store = Store()
+    run_id = store.create_run("/data", {"models": ["a", "b"]})
+    assert store.progress(run_id) is None
+    progress = Progress(
+        run_id,
+        models=["a", "b"],
+        phase="finishing 2 finalist(s) on all images",
+        index=1,
+        model="b",
+        stage=Stage.TRAINING,
+        epoch=3,
+        epochs=20,
+        metrics={"loss": 0.4, "val_accuracy": 0.85},
+        finished=["a"],
+    )
+    store.set_progress(run_id, progress)
+    assert store.progress(run_id) == progress
+    progress.stage, progress.finished = Stage.DONE, ["a", "b"]
+    store.set_progress(run_id, progress)  # replaces the previous one
+    assert store.progress(run_id) == progress and store.progress(run_id).fraction == 1.0

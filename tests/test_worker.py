@@ -1,0 +1,54 @@
+"""The background worker: a real sweep in its own process on a tiny generated dataset, and dead workers."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from core import worker
+from core.records import ModelResult, Run, RunStatus, Status
+from core.store import Store
+from core.sweep import SweepSettings
+
+
+def _tiny_dataset(root):
+    """Two classes of flat-colour 40 px images: red-ish and blue-ish, with noise."""
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def test_background_worker_runs_a_sweep_and_keeps_results(tb_home, tmp_path):
+    data = _tiny_dataset(tmp_path / "data")
+    settings = SweepSettings(models=["MobileNet:0.25@32"], weights="none", epochs=3)
+    run_id = worker.start_sweep(str(data), settings)
+    active = worker.active_run()
+    assert isinstance(active, Run) and active.id == run_id
+    store = Store()
+    deadline = time.time() + 180
+    while store.run(run_id).status.active and time.time() < deadline:
+        time.sleep(0.5)
+    run = store.run(run_id)
+    assert run.status == RunStatus.DONE, (run, (tb_home / "runs" / str(run_id) / "worker.log").read_text()[-2000:])
+    (result,) = store.results(run_id)
+    assert isinstance(result, ModelResult)
+    assert result.status == Status.OK and result.input_size == 32 and result.weights == "none"
+    assert len(store.history(run_id, "MobileNet:0.25@32")) == result.epochs_run
+    assert store.progress(run_id).fraction == 1.0
+    assert worker.active_run() is None
+
+
+def test_a_dead_worker_is_marked_failed(tb_home):
+    store = Store()
+    run_id = store.create_run("/nowhere", {"models": ["ResNet50"]})
+    store.update_run(run_id, status=RunStatus.RUNNING, pid=2**22 + 12345)  # no such process
+    assert worker.active_run() is None
+    assert store.run(run_id).status == RunStatus.FAILED
+    assert "stopped unexpectedly" in store.run(run_id).error
