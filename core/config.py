@@ -9,7 +9,7 @@ HOSTED_ENV = "TRANSFERBENCH_HOSTED"
 # Defaults of a sweep, shared by the engine, the command line and the app.
 DEFAULT_SEED = 1337
 DEFAULT_EPOCHS = 20
-DEFAULT_VAL_SPLIT = 0.2  # validation share of plain class folders
+DEFAULT_HOLDOUT = 0.3  # share of plain class folders held out from training: half validation, half test
 DEFAULT_TOLERANCE = 0.01  # the recommendation's accuracy tolerance (0.01 = 1 point)
 DEFAULT_MODELS = ("MobileNetV2:0.35", "MobileNet:0.25")
 

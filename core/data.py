@@ -1,8 +1,11 @@
 """Image datasets: find class folders in a folder or zip, validate every file, split, and report.
 
-A dataset is either `train/<class>/*` beside `validation/<class>/*` (or `val/`, `test/`), used as given,
-or plain `<class>/*` folders, split per class with a seeded shuffle. Every file is checked once
-(`core.images`); unusable files are skipped with a precise reason, and byte-identical files are reported.
+Three sets, three roles: the head trains on `train`, `validation` picks its best epoch and ranks the
+models, and `test`, on which no choice is made, gives the reported score. A dataset is `train/<class>/*`
+with any of `validation/` (or `val/`) and `test/` beside it, or plain `<class>/*` folders. Folders
+present are used as given; what is missing is made by a stratified, seeded split of the images not used
+for training (plain folders: a `holdout` share of each class, half validation and half test). Every file
+is checked once (`core.images`); unusable files are skipped with a precise reason.
 """
 
 from __future__ import annotations
@@ -15,17 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.archives import as_folder
-from core.config import DEFAULT_SEED, DEFAULT_VAL_SPLIT
+from core.config import DEFAULT_HOLDOUT, DEFAULT_SEED
 from core.errors import DatasetError
 from core.images import inspect_all
 from core.report import IMAGE_SPLITS, DataReport, Skipped, build_report
 
-VALIDATION_FOLDER_NAMES = ("validation", "val", "test")
-LAYOUT_SPLIT_FOLDERS = "train/validation folders"
+VALIDATION_FOLDER_NAMES = ("validation", "val")
+TEST_FOLDER_NAME = "test"
 
 _IGNORED_NAMES = ("__MACOSX",)
 
-# (split, label) -> image paths. The split is "train"/"validation", or "" for class folders not yet split.
+# (split, label) -> image paths. The split is one of IMAGE_SPLITS, or "" for class folders not yet split.
 _Groups = dict[tuple[str, int], list[Path]]
 
 
@@ -41,18 +44,24 @@ class ImageRecord:
 
 @dataclass
 class Dataset:
-    """Usable images split into train and validation, with the report on how they were found."""
+    """Usable images in three sets (train, validation, test), with the report on how they were found."""
 
     root: Path
     classes: list[str]
     train: list[ImageRecord]
     validation: list[ImageRecord]
+    test: list[ImageRecord]
     report: DataReport
     fingerprint: str
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def images(self) -> list[ImageRecord]:
+        """Every image: train, then validation, then test (the order of decoded images and features)."""
+        return self.train + self.validation + self.test
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -62,7 +71,7 @@ class Dataset:
 def load_dataset(
     source: str | os.PathLike,
     *,
-    val_split: float = DEFAULT_VAL_SPLIT,
+    holdout: float = DEFAULT_HOLDOUT,
     seed: int = DEFAULT_SEED,
     max_images: int | None = None,
 ) -> Dataset:
@@ -70,9 +79,10 @@ def load_dataset(
 
     Args:
         source: a folder, or a zip file (extracted once under `paths.datasets_dir()`).
-        val_split: fraction of each class held out for validation when the dataset is plain class
-            folders; ignored when it has its own train and validation folders.
-        seed: seed of the class-folder split and of the `max_images` subset.
+        holdout: share of each class held out from training when the dataset is plain class folders
+            (half for validation, half for test); with a `train/` folder but no `validation/`, half of
+            it is taken from `train/` for validation. Ignored when every split has its folder.
+        seed: seed of the splits and of the `max_images` subset.
         max_images: keep a seeded subset of at most this many images, in proportion per class and split.
 
     Raises:
@@ -80,8 +90,8 @@ def load_dataset(
         DatasetError: when the dataset cannot be used (missing, fewer than 2 classes, a class without
             usable images, mismatched train and validation classes, unsafe zip).
     """
-    if not 0 < val_split < 1:
-        raise ValueError(f"`val_split` must be between 0 and 1 (exclusive). Received: val_split={val_split}")
+    if not 0 < holdout < 1:
+        raise ValueError(f"`holdout` must be between 0 and 1 (exclusive). Received: holdout={holdout}")
     if max_images is not None and max_images < 1:
         raise ValueError(f"`max_images` must be a positive number or None. Received: max_images={max_images}")
 
@@ -93,9 +103,11 @@ def load_dataset(
     digests, problems = inspect_all([path for paths in groups.values() for path in paths])
     usable = {key: [path for path in paths if path in digests] for key, paths in groups.items()}
     for (split, label), folder in folders.items():
-        _require_images(root, folder, classes[label], split, usable[split, label], groups[split, label], problems)
-    if not split_folders:
-        usable = _split_classes(usable, val_split, seed)
+        needed = _images_needed(split, split_folders)
+        _require_images(
+            root, folder, classes[label], split, needed, usable[split, label], groups[split, label], problems
+        )
+    usable, layout = _complete_splits(usable, split_folders, holdout, seed)
 
     notes = []
     found = sum(map(len, usable.values()))
@@ -112,13 +124,13 @@ def load_dataset(
         ]
         for split in IMAGE_SPLITS
     }
-    layout = LAYOUT_SPLIT_FOLDERS if split_folders else f"class folders, seeded {val_split * 100:g}% validation split"
     skipped = [Skipped(_relative(path, root), reason) for path, reason in problems.items()]
     return Dataset(
         root=root,
         classes=classes,
         train=records["train"],
         validation=records["validation"],
+        test=records["test"],
         report=build_report(classes, _facts(root, records), skipped, layout, notes),
         fingerprint=_fingerprint(classes, records),
     )
@@ -133,9 +145,9 @@ def stratified_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be between 0 and 1 (exclusive). Received: fraction={fraction}")
     groups: _Groups = defaultdict(list)
-    for record in dataset.train + dataset.validation:
+    for record in dataset.images:
         groups[record.split, record.label].append(record.path)
-    total = len(dataset.train) + len(dataset.validation)
+    total = len(dataset.images)
     kept = {
         path for paths in _subsample(groups, max(len(groups), round(fraction * total)), seed).values() for path in paths
     }
@@ -145,6 +157,7 @@ def stratified_subset(dataset: Dataset, fraction: float, seed: int) -> Dataset:
         classes=dataset.classes,
         train=records["train"],
         validation=records["validation"],
+        test=records["test"],
         report=dataset.report,
         fingerprint=_fingerprint(dataset.classes, records),
     )
@@ -169,19 +182,22 @@ def _find_root(folder: Path) -> Path:
 
 
 def _split_folders(root: Path) -> dict[str, Path] | None:
-    """`{"train": ..., "validation": ...}` when the root holds `train/` and a validation folder."""
+    """The split folders, `{"train": ..., "validation": ..., "test": ...}` (either of the last two may be
+    missing), when the root holds `train/` and a validation or test folder; None for plain class folders."""
     names = {folder.name: folder for folder in _subfolders(root)}
     validation = next((name for name in VALIDATION_FOLDER_NAMES if name in names), None)
-    if "train" not in names or validation is None:
+    found = {"train": names.get("train"), "validation": names.get(validation), "test": names.get(TEST_FOLDER_NAME)}
+    if found["train"] is None or (found["validation"] is None and found["test"] is None):
         return None
-    return {"train": names["train"], "validation": names[validation]}
+    return {split: folder for split, folder in found.items() if folder is not None}
 
 
 def _class_folders(root: Path, split_folders: dict[str, Path] | None) -> tuple[list[str], dict[tuple[str, int], Path]]:
     """The class names, and the folder of each (split, label); split "" when there are no split folders."""
     classes = _class_names(split_folders["train"] if split_folders else root)
-    if split_folders:
-        _check_same_classes(classes, split_folders["train"], split_folders["validation"])
+    for split, folder in (split_folders or {}).items():
+        if split != "train":
+            _check_same_classes(classes, split_folders["train"], folder, split)
     folders = {
         (split, label): parent / name
         for split, parent in (split_folders or {"": root}).items()
@@ -199,15 +215,13 @@ def _class_names(folder: Path) -> list[str]:
     return names
 
 
-def _check_same_classes(classes: list[str], train: Path, validation: Path) -> None:
-    found = [folder.name for folder in _subfolders(validation)]
+def _check_same_classes(classes: list[str], train: Path, other: Path, split: str) -> None:
+    found = [folder.name for folder in _subfolders(other)]
     missing = sorted(set(classes) - set(found))
     extra = sorted(set(found) - set(classes))
     if missing or extra:
         differences = "; ".join(f"{what} {names}" for what, names in (("missing", missing), ("extra", extra)) if names)
-        raise DatasetError(
-            f"The validation folder {validation} must hold the same class folders as {train}: {differences}"
-        )
+        raise DatasetError(f"The {split} folder {other} must hold the same class folders as {train}: {differences}")
 
 
 def _image_files(class_folder: Path) -> list[Path]:
@@ -228,18 +242,17 @@ def _require_images(
     folder: Path,
     class_name: str,
     split: str,
+    needed: int,
     usable: list[Path],
     files: list[Path],
     problems: dict[Path, str],
 ) -> None:
-    """Raise a DatasetError when a class folder holds too few usable images.
-
-    A split folder needs 1; an unsplit class folder needs 2, one for train and one for validation.
-    """
-    needed = 1 if split else 2
+    """Raise a DatasetError when a class folder holds fewer than `needed` usable images."""
     if len(usable) >= needed:
         return
-    where = f"the {split} split" if split else "its folder (1 for train, 1 for validation)"
+    where = f"the {split} split" if split else "its folder (1 each for train, validation and test)"
+    if split and needed > 1:
+        where += " (it is split in two, as the next split has no folder)"
     reasons = Counter(problems[path] for path in files if path in problems)
     skipped = "; ".join(f"{count} {reason}" for reason, count in sorted(reasons.items()))
     raise DatasetError(
@@ -249,15 +262,49 @@ def _require_images(
     )
 
 
-def _split_classes(groups: _Groups, val_split: float, seed: int) -> _Groups:
-    """Split each class on its own: a seeded shuffle of its sorted paths, the first part to validation."""
+def _images_needed(split: str, split_folders: dict[str, Path] | None) -> int:
+    """Usable images a class needs in `split`'s folder: one per split that will be made from it."""
+    if not split:
+        return len(IMAGE_SPLITS)  # plain class folders: train, validation and test
+    feeds = {"train": "validation", "validation": "test"}.get(split)  # the split made from this one when missing
+    return 2 if feeds and feeds not in split_folders else 1
+
+
+def _complete_splits(
+    groups: _Groups, split_folders: dict[str, Path] | None, holdout: float, seed: int
+) -> tuple[_Groups, str]:
+    """Every split made from the folders there are: (groups keyed by split, the layout in words)."""
+    if split_folders is None:
+        groups = _split_off(groups, "", "train", "held out", holdout, seed, at_least=2)
+        groups = _split_off(groups, "held out", "validation", "test", 0.5, seed)
+        return (
+            groups,
+            f"class folders: a seeded, stratified {holdout:.0%} held out from training, half validation, half test",
+        )
+    if "validation" not in split_folders:
+        groups = _split_off(groups, "train", "train", "validation", holdout / 2, seed)
+        return groups, f"train/ and test/ folders; validation: a seeded, stratified {holdout / 2:.0%} of train/"
+    if "test" not in split_folders:
+        groups = _split_off(groups, "validation", "validation", "test", 0.5, seed)
+        return groups, "train/ and validation/ folders; validation/ split in half (seeded, stratified) for a test set"
+    return groups, "train/, validation/ and test/ folders, used as given"
+
+
+def _split_off(
+    groups: _Groups, source: str, keep: str, other: str, share: float, seed: int, at_least: int = 1
+) -> _Groups:
+    """Split each class of the `source` split on its own: a seeded shuffle of its sorted paths, `share` of
+    them (but `at_least`, and never all) to `other`, the rest to `keep`. Other splits are left as they are."""
     split: _Groups = {}
-    for (_, label), paths in groups.items():
+    for (name, label), paths in groups.items():
+        if name != source:
+            split[name, label] = paths
+            continue
         shuffled = sorted(paths)
         random.Random(seed).shuffle(shuffled)
-        held_out = min(len(paths) - 1, max(1, round(len(paths) * val_split)))
-        split["train", label] = sorted(shuffled[held_out:])
-        split["validation", label] = sorted(shuffled[:held_out])
+        moved = min(len(paths) - 1, max(at_least, round(len(paths) * share)))
+        split[keep, label] = sorted(shuffled[moved:])
+        split[other, label] = sorted(shuffled[:moved])
     return split
 
 

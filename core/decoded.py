@@ -1,7 +1,7 @@
 """Images decoded and resized once per input size for a whole sweep, in the background.
 
-Every model of one input size reads the same pixels: one raw uint8 file of all images (train, then
-validation) in the dataset's cache folder. The first request for a size starts decoding in threads at
+Every model of one input size reads the same pixels: one raw uint8 file of all images (in the order
+of `Dataset.images`) in the dataset's cache folder. The first request for a size starts decoding in threads at
 once, so the pixels are being prepared while the model is still built (weights loaded, graph exported),
 and a reader follows the decoding batch by batch instead of waiting for all of it.
 """
@@ -35,10 +35,10 @@ class DecodedImages:
     def __init__(self, dataset: Dataset, size: int):
         if size < 1:
             raise ValueError(f"`size` must be a positive number of pixels. Received: size={size}")
-        self.size, self.count = size, len(dataset.train) + len(dataset.validation)
+        self.size, self.count = size, len(dataset.images)
         self.path = paths.decoded_images(dataset.fingerprint, size)
         self._item_bytes = size * size * 3
-        self._paths = [record.path for record in dataset.train + dataset.validation]
+        self._paths = [record.path for record in dataset.images]
         self._changed = threading.Condition()
         self._done = self.count if self.complete else 0  # images written so far
         self._error: BaseException | None = None

@@ -20,7 +20,7 @@ from core import paths
 from core.data import Dataset
 from core.decoded import decoded_images
 from core.images import load_image
-from core.records import Stage
+from core.progress import Stage
 from core.runtimes import RUNTIMES, FrozenBase, Runtime, make_runtime
 from core.zoo import ModelRef
 
@@ -34,10 +34,14 @@ Progress = Callable[[Stage, int, int], None]
 
 @dataclass
 class FeatureSet:
+    """Features and labels of the three sets, as computed (or read back) for one model."""
+
     train: np.ndarray
     train_labels: np.ndarray
     validation: np.ndarray
     validation_labels: np.ndarray
+    test: np.ndarray
+    test_labels: np.ndarray
     seconds: float  # forward-pass time when the features were computed
     cached: bool  # True when read from the cache in this call
     runtime: str  # what computed them: "tf" or "onnx"
@@ -93,16 +97,16 @@ class Extractor:
 
 def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress | None = None) -> FeatureSet:
     """Features of every image, from the cache when this exact set was computed before."""
-    path, n_train = extractor.cache_path, len(dataset.train)
+    path, sizes = extractor.cache_path, (len(dataset.train), len(dataset.validation))
     if path.exists():
         with np.load(path) as saved:
             arrays = {key: saved[key] for key in saved.files}
-        return _split(arrays, n_train, path, cached=True)
+        return _split(arrays, sizes, path, cached=True)
 
     images = decoded_images(dataset, extractor.size)  # decoding starts now, while the model is built
     stage = Stage.EXTRACTING if images.complete else Stage.DECODING
     runtime = extractor.runtime
-    labels = np.array([r.label for r in dataset.train + dataset.validation], np.int32)
+    labels = np.array([r.label for r in dataset.images], np.int32)
     features: np.ndarray | None = None
     done, seconds = 0, 0.0
     for batch in images.batches(BATCH_SIZE):
@@ -126,16 +130,20 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
     partial = path.with_suffix(".partial.npz")
     np.savez(partial, **arrays)
     partial.replace(path)
-    return _split(arrays, n_train, path, cached=False)
+    return _split(arrays, sizes, path, cached=False)
 
 
-def _split(arrays: dict, n_train: int, path: Path, cached: bool) -> FeatureSet:
+def _split(arrays: dict, sizes: tuple[int, int], path: Path, cached: bool) -> FeatureSet:
+    """The saved arrays cut into train, validation and test (`sizes`: how many train and validation)."""
     features, labels = arrays["features"], arrays["labels"]
+    train, validation = sizes
     return FeatureSet(
-        features[:n_train],
-        labels[:n_train],
-        features[n_train:],
-        labels[n_train:],
+        features[:train],
+        labels[:train],
+        features[train : train + validation],
+        labels[train : train + validation],
+        features[train + validation :],
+        labels[train + validation :],
         seconds=float(arrays["seconds"]),
         cached=cached,
         runtime=str(arrays["runtime"]),

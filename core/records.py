@@ -1,8 +1,9 @@
-"""What a sweep produces, as typed records: per-model results, the recommendation, progress and runs.
+"""What a sweep produces, as typed records: per-model results, the recommendation and runs.
 
 The engine, the store, the command line, the app and the benchmark all speak these records; they become
 plain dicts only at the store and JSON boundary (`to_dict` / `from_dict`). Status and stage names are
-defined here once, as enums whose values are the strings the store and the JSON files hold.
+defined once, as enums whose values are the strings the store and the JSON files hold (stages and
+live progress: `core.progress`).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
+
+import numpy as np
 
 from core.report import DataReport
 from core.runtimes import ENGINES
@@ -19,8 +22,10 @@ class Status(StrEnum):
     """How one model of a sweep ended."""
 
     OK = "ok"
+    PARTIAL = "partial"  # its head training was cut short by Cancel: shown as such, never recommended
     FAILED = "failed"
     SCREENED_OUT = "screened out"
+    NOT_RUN = "not run"  # the sweep ended (cancelled) before it started
 
 
 class RunStatus(StrEnum):
@@ -35,19 +40,6 @@ class RunStatus(StrEnum):
         return self in (RunStatus.QUEUED, RunStatus.RUNNING)
 
 
-class Stage(StrEnum):
-    """Where a sweep is, in the order a model goes through them."""
-
-    LOADING = "loading data"
-    BUILDING = "building"
-    DECODING = "decoding images and extracting features"  # the first model at a size decodes the images too
-    EXTRACTING = "extracting features"
-    TRAINING = "training head"
-    TIMING = "measuring latency"
-    DONE = "done"
-    CANCELLED = "cancelled"
-
-
 def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The entries of `data` that are fields of the dataclass `cls` (older or newer extras are ignored)."""
     names = {f.name for f in fields(cls)}
@@ -56,10 +48,27 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Latency:
-    """Speed of base + head on this host in one runtime."""
+    """Speed of base + head on this host in one runtime (`core.latency` measures it).
 
-    ms: float  # per image at batch 1
-    images_per_second: float  # at batch 32
+    The fields after the first two came later: a figure stored before them reads them as None.
+    """
+
+    ms: float  # per image at batch 1: the median of `repeats` timed calls
+    images_per_second: float  # at batch 32: from the median timed call
+    ms_q1: float | None = None  # first and third quartiles of the batch-1 calls (ms): the spread
+    ms_q3: float | None = None
+    threads: int | None = None  # the engine's intra-op threads
+    repeats: int | None = None  # timed batch-1 calls
+
+    @property
+    def ms_iqr(self) -> float | None:
+        """The interquartile range of the batch-1 calls, in ms."""
+        return None if self.ms_q1 is None or self.ms_q3 is None else self.ms_q3 - self.ms_q1
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Latency:
+        """A stored figure, older (fewer fields) or newer (extra ones, ignored) alike."""
+        return cls(**_known(cls, data))
 
 
 @dataclass(frozen=True)
@@ -73,7 +82,12 @@ class ClassMetrics:
 
 @dataclass
 class ModelResult:
-    """A model trained and scored on the full data."""
+    """A model trained on the training set, its epoch chosen on the validation set, and scored on the test set.
+
+    `per_class`, `confusion` and the `test_*`, `balanced_accuracy` and `macro_f1` figures are on the test
+    images, on which no choice was made; `val_*` are the validation figures that chose the epoch and rank
+    screening rounds.
+    """
 
     model: str  # the id as given in the sweep
     family: str
@@ -84,12 +98,21 @@ class ModelResult:
     feature_dim: int
     size_mb: float  # float32 weights
     classes: list[str]
+    test_accuracy: float
+    test_accuracy_ci: list[float]  # 95% Wilson interval: [low, high]
+    test_images: int
+    balanced_accuracy: float  # on the test images
+    macro_f1: float  # on the test images
+    test_labels: list[int]
+    test_predictions: list[int]
     val_accuracy: float
     val_loss: float
     per_class: list[ClassMetrics]
     confusion: list[list[int]]  # rows: true class
     epochs_run: int
     best_epoch: int
+    epochs_planned: int
+    class_weighted: bool  # the head's loss weighted classes (an imbalanced training set)
     runtime: str  # the engine that computed the features
     runtime_note: str  # why ONNX Runtime was not used, when it was asked for
     feature_seconds: float
@@ -100,6 +123,21 @@ class ModelResult:
     subset_accuracy: float | None = None  # a screening finalist's accuracy on the screening subset
     head_path: str | None = None
     status: Status = Status.OK
+
+    @property
+    def test_right(self) -> np.ndarray:
+        """Which test images this model classifies correctly, in the dataset's order."""
+        return np.asarray(self.test_predictions) == np.asarray(self.test_labels)
+
+    @property
+    def still_improving(self) -> bool:
+        """True when the best epoch was the last one allowed: more epochs might have helped."""
+        return self.best_epoch == self.epochs_run == self.epochs_planned
+
+    def score_text(self) -> str:
+        """`96.8% (95% CI 95.0-98.0%)`"""
+        low, high = self.test_accuracy_ci
+        return f"{self.test_accuracy:.1%} (95% CI {low:.1%}-{high:.1%})"
 
     @property
     def latency_ms(self) -> float | None:
@@ -114,8 +152,9 @@ class ModelResult:
 
     def row(self) -> dict[str, Any]:
         """One flat table row: scalars only, a latency and a throughput column per engine."""
-        nested = ("per_class", "confusion", "classes", "latency")
+        nested = ("per_class", "confusion", "classes", "latency", "test_labels", "test_predictions", "test_accuracy_ci")
         row = {key: value for key, value in asdict(self).items() if key not in nested}
+        row["test_ci_low"], row["test_ci_high"] = self.test_accuracy_ci
         for engine in ENGINES:
             timed = self.latency.get(engine)
             row[latency_column(engine)] = timed and timed.ms
@@ -180,8 +219,22 @@ class Failed:
     status: Status = Status.FAILED
 
 
-Result = ModelResult | ScreenedOut | Failed
-_RESULT_TYPES: dict[Status, type] = {Status.OK: ModelResult, Status.SCREENED_OUT: ScreenedOut, Status.FAILED: Failed}
+@dataclass
+class NotRun:
+    """A model of the sweep that never started (the sweep was cancelled first)."""
+
+    model: str
+    status: Status = Status.NOT_RUN
+
+
+Result = ModelResult | ScreenedOut | Failed | NotRun
+_RESULT_TYPES: dict[Status, type] = {
+    Status.OK: ModelResult,
+    Status.PARTIAL: ModelResult,
+    Status.SCREENED_OUT: ScreenedOut,
+    Status.FAILED: Failed,
+    Status.NOT_RUN: NotRun,
+}
 
 
 def result_to_dict(result: Result) -> dict[str, Any]:
@@ -195,6 +248,8 @@ def result_to_dict(result: Result) -> dict[str, Any]:
 def result_from_dict(data: dict[str, Any]) -> Result:
     """The record a stored result dict describes, by its `status`."""
     kind = _RESULT_TYPES[Status(data.get("status", Status.OK))]
+    if kind is ModelResult and "test_accuracy" not in data:
+        return Failed(data["model"], "stored by an older version, which scored no test set: run the sweep again")
     if kind is ModelResult:
         return ModelResult.from_dict(data)
     return kind(**{**_known(kind, data), "status": Status(data["status"])})
@@ -230,73 +285,34 @@ class Screening:
 
 @dataclass
 class Recommendation:
-    """The smallest model within `tolerance` of the best accuracy, and the fastest by the same rule."""
+    """The smallest model not clearly below the best test accuracy, and the fastest by the same rule."""
 
     model: str
     best: str
-    fastest: str | None
+    fastest: dict[str, str]  # by engine: the fastest of the `tied` models there
     tolerance: float
     reason: str
+    tied: list[str] = field(default_factory=list)  # the models not clearly below the best
+    p_values: dict[str, float] = field(default_factory=dict)  # McNemar, each model against the best
+    images_to_resolve: int | None = None  # test images that would tell the best from the recommended one
     screening: Screening | None = None
+
+    @property
+    def statistically_tied(self) -> bool:
+        return len(self.tied) > 1
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Recommendation | None:
         if not data:
             return None
-        screening = data.get("screening")
-        return cls(**{**_known(cls, data), "screening": screening and Screening.from_dict(screening)})
-
-
-@dataclass
-class Progress:
-    """Where a sweep is: which model, which stage, how far; sent to `on_progress` and the store."""
-
-    run_id: int
-    models: list[str]  # the models of the current phase
-    phase: str = ""  # with screening: which screening round, or the finalists' pass, is running
-    index: int = 0  # position of the current model
-    model: str | None = None
-    stage: Stage = Stage.LOADING
-    done: int = 0
-    total: int = 0
-    epoch: int = 0
-    epochs: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    finished: list[str] = field(default_factory=list)
-
-    @property
-    def fraction(self) -> float:
-        """Overall completion in [0, 1]: each model is an equal share, split across its stages."""
-        if self.stage in (Stage.DONE, Stage.CANCELLED):
-            return len(self.finished) / max(1, len(self.models))
-        stage = Stage.EXTRACTING if self.stage == Stage.DECODING else self.stage
-        within = 0.0
-        for name, share in _STAGE_SHARES:
-            if name == stage:
-                steps = (self.epoch, self.epochs) if name == Stage.TRAINING else (self.done, self.total)
-                within += share * (steps[0] / steps[1] if steps[1] else 0.0)
-                break
-            within += share
-        else:
-            within = 0.0  # loading data: no model started yet
-        return min(1.0, (len(self.finished) + within) / max(1, len(self.models)))
-
-    @property
-    def step(self) -> str:
-        """How far the current stage is, in words: `epoch 3/20`, `480/3000 images`, or ''."""
-        if self.stage == Stage.TRAINING:
-            return f"epoch {self.epoch}/{self.epochs}"
-        return f"{self.done}/{self.total} images" if self.total else ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "fraction": self.fraction}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Progress:
-        return cls(**{**_known(cls, data), "stage": Stage(data.get("stage", Stage.LOADING))})
-
-
-_STAGE_SHARES = ((Stage.BUILDING, 0.05), (Stage.EXTRACTING, 0.75), (Stage.TRAINING, 0.15), (Stage.TIMING, 0.05))
+        screening, fastest = data.get("screening"), data.get("fastest")
+        return cls(
+            **{
+                **_known(cls, data),
+                "fastest": fastest if isinstance(fastest, dict) else {},  # older runs: one model, runtime unknown
+                "screening": screening and Screening.from_dict(screening),
+            }
+        )
 
 
 @dataclass

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 ENGINES = {"tf": "TensorFlow", "onnx": "ONNX Runtime"}  # what can run a frozen base: name -> label
 RUNTIMES = ("auto", *ENGINES)  # what a sweep may ask for; "auto": ONNX Runtime where it matches TensorFlow
 PARITY_TOLERANCE = 1e-4  # max relative difference of features vs TensorFlow on the calibration batch
+ONNX_THREADS = os.cpu_count() or 1  # ONNX Runtime's intra-op threads: every core
 _EPS = 1e-12
 _REASON_CHARS = 300
 
@@ -143,7 +144,7 @@ def _session(base: FrozenBase, path: Path) -> onnxruntime.InferenceSession:
     if not path.exists():
         _export(base, path)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = ONNX_THREADS
     options.log_severity_level = 3  # errors only
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 

@@ -12,7 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from core.data import Dataset, stratified_subset
-from core.evaluate import pareto_front, recommend
+from core.evaluate import pareto_front
 from core.records import Failed, ModelResult, Result, ScreenedOut, Screening, ScreeningRound
 
 DEFAULT_SCREEN_SHARE = (
@@ -46,13 +46,13 @@ def screen_in_rounds(
     """
     rounds: list[ScreeningRound] = []
     subset_accuracy: dict[str, float] = {}
-    total = len(dataset.train) + len(dataset.validation)
+    total = len(dataset.images)
     shares, quick = [share], share * SCREEN_FIRST_ROUND
     if len(models) > keep and quick * total >= SCREEN_FIRST_ROUND_MIN_IMAGES:
         shares.insert(0, quick)
     for number, round_share in enumerate(shares, start=1):
         subset = stratified_subset(dataset, round_share, seed)
-        images, last = len(subset.train) + len(subset.validation), number == len(shares)
+        images, last = len(subset.images), number == len(shares)
         phase = f"screening on {images} images" + (f" (round {number} of {len(shares)})" if len(shares) > 1 else "")
         scored = runner.run_round(subset, models, phase)
         if len(scored) < len(models):
@@ -70,14 +70,13 @@ def screen_in_rounds(
         runner.keep(models)
         if len(models) <= keep:
             break  # a later round would keep them all
-    ranked = recommend(scored, tolerance)
     return models, Screening(
         finalists=models,
         screened_out=[model for r in rounds for model in r.screened_out],
         margin=rounds[-1].margin,
         subset_images=images,
         subset_accuracy=subset_accuracy,
-        screened_winner=ranked.model if ranked else None,
+        screened_winner=_subset_winner(scored, tolerance),
         rounds=rounds,
     )
 
@@ -114,3 +113,15 @@ def screen(
         screened_out=[r.model for r in scored if r.model not in kept],
         margin=margin,
     )
+
+
+def _subset_winner(results: list[Result], tolerance: float) -> str | None:
+    """The last round's pick by the recommendation's size rule, on validation accuracy (screening never looks at
+    test images): the smallest model within `tolerance` of the best."""
+    scored = [r for r in results if isinstance(r, ModelResult)]
+    if not scored:
+        return None
+    best = max(r.val_accuracy for r in scored)
+    return min(
+        (r for r in scored if r.val_accuracy >= best - tolerance), key=lambda r: (r.params, -r.val_accuracy)
+    ).model

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from core import paths
-from core.records import Progress, Result, Run, RunStatus, result_from_dict, result_to_dict
+from core.progress import Progress
+from core.records import Result, Run, RunStatus, result_from_dict, result_to_dict
 
 _RECORD_COLUMNS = ("report", "recommendation")  # runs' columns that hold a record as JSON
 

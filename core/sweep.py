@@ -14,14 +14,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core import config, paths
 from core.data import Dataset, load_dataset
-from core.evaluate import classification_metrics, recommend
+from core.evaluate import classification_metrics, recommend, wilson_interval
 from core.features import Extractor, extract_features
-from core.latency import model_latency
-from core.records import Failed, ModelResult, Progress, Result, RunStatus, Stage, SweepOutcome
+from core.latency import NumpyHead, model_latency
+from core.progress import Progress, Stage
+from core.records import Failed, ModelResult, NotRun, Result, RunStatus, Status, SweepOutcome
 from core.runtimes import RUNTIMES
 from core.screening import DEFAULT_SCREEN_KEEP, screen_in_rounds
 from core.store import Store
@@ -35,7 +34,7 @@ class SweepSettings:
     image_size: int | None = None  # None: each model's default size (a size in the model id wins)
     epochs: int = config.DEFAULT_EPOCHS
     weights: str = "imagenet"  # for the models whose id names no weights
-    val_split: float = config.DEFAULT_VAL_SPLIT
+    holdout: float = config.DEFAULT_HOLDOUT  # of plain class folders: half validation, half test
     seed: int = config.DEFAULT_SEED
     tolerance: float = config.DEFAULT_TOLERANCE
     max_images: int | None = None  # hosted mode's cap on images per sweep
@@ -53,6 +52,8 @@ class SweepSettings:
             self.ref(model_id)  # raises on an unknown id, size or weights
         if len(set(self.models)) != len(self.models):
             raise ValueError(f"Each model can be in a sweep once. Received: models={list(self.models)}")
+        if not 0 < self.holdout < 1:
+            raise ValueError(f"holdout must be a share of the images between 0 and 1. Received: holdout={self.holdout}")
         if self.screen is not None and not 0 < self.screen < 1:
             raise ValueError(f"screen must be a share of the images between 0 and 1. Received: screen={self.screen}")
         if self.screen_keep < 1:
@@ -93,7 +94,9 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run the sweep over `source` (a dataset folder or zip) and store it as it goes.
 
-    With `settings.screen`, every model is first trained and scored on stratified subsets of the images;
+    Each head trains on the training images, its epoch is chosen on the validation images, and it is scored
+    on the test images. A model cut short by Cancel is recorded as partial, and models never started as not
+    run; the run is then "cancelled". With `settings.screen`, every model is first trained and scored on stratified subsets of the images;
     only the finalists are then run on the full data, and the others are reported as screened out with
     their subset accuracy. The recommendation then carries a `screening` record, which flags when the
     full-data winner differs from the screened ranking's.
@@ -104,11 +107,12 @@ def run_sweep(
     store.update_run(run_id, status=RunStatus.RUNNING)
     sweep.report(force=True)
     try:
-        dataset = load_dataset(source, val_split=settings.val_split, seed=settings.seed, max_images=settings.max_images)
+        dataset = load_dataset(source, holdout=settings.holdout, seed=settings.seed, max_images=settings.max_images)
     except Exception as error:
         store.update_run(run_id, status=RunStatus.FAILED, error=str(error))
         raise
     store.update_run(run_id, report=dataset.report)
+    sweep.total_images = len(dataset.images)
 
     models, screening = list(settings.models), None
     if settings.screen:
@@ -117,7 +121,8 @@ def run_sweep(
         )
     if not settings.screen or screening:  # screening returns no record when cancelled
         if screening:
-            sweep.progress.phase = f"finishing {len(models)} finalist(s) on all images"
+            phase = f"finishing {len(models)} finalist(s) on all images"
+            sweep.progress.begin_phase(phase, models, share=1 - sweep.progress.fraction)
             sweep.subset_accuracy = screening.subset_accuracy
         sweep.run_models(dataset, models, final=True)
 
@@ -125,7 +130,12 @@ def run_sweep(
     if recommendation and screening:
         screening.winner_changed = screening.screened_winner != recommendation.model
         recommendation.screening = screening
-    status = RunStatus.DONE if len(sweep.progress.finished) == len(models) else RunStatus.CANCELLED
+    finished = {result.model for result in sweep.results}
+    for model in settings.models:
+        if model not in finished:
+            sweep.finish(NotRun(model))
+    cut_short = any(result.status in (Status.PARTIAL, Status.NOT_RUN) for result in sweep.results)
+    status = RunStatus.CANCELLED if cut_short else RunStatus.DONE
     sweep.progress.stage = Stage(status)
     sweep.report(force=True)
     store.update_run(run_id, status=status, recommendation=recommendation)
@@ -142,9 +152,11 @@ class _Sweep:
         self.results: list[Result] = []  # final results, in the order they were finished
         self.extractors: dict[str, Extractor] = {}  # built while screening, reused for the finalists
         self.subset_accuracy: dict[str, float] = {}  # the finalists' screening accuracy
+        self.total_images = 0  # of the full dataset
         self._last_write = 0.0
 
     def report(self, force: bool = False) -> None:
+        self.progress.advance()
         if self.on_progress:
             self.on_progress(self.progress)
         if force or time.monotonic() - self._last_write > 0.5:
@@ -152,7 +164,11 @@ class _Sweep:
             self._last_write = time.monotonic()
 
     def run_round(self, subset: Dataset, models: list[str], phase: str) -> list[Result]:
-        self.progress.phase = phase
+        """A screening round. Its share of the progress bar is its work (images x models) against the
+        work left after it, at least the finalists' pass on all images."""
+        work = len(subset.images) * len(models)
+        after = self.total_images * min(self.settings.screen_keep, len(models))
+        self.progress.begin_phase(phase, models, share=(1 - self.progress.fraction) * work / (work + after))
         return self.run_models(subset, models, final=False)
 
     def finish(self, result: Result) -> None:
@@ -174,6 +190,8 @@ class _Sweep:
                 result = self.run_model(dataset, model_id, final)
             except Exception as error:  # one model's failure must not end the sweep
                 result = Failed(model_id, f"{type(error).__name__}: {error}")
+            if result.status == Status.PARTIAL and not final:
+                break  # a screening round cut short is no ranking
             if final:
                 self.finish(result)
                 self.extractors.pop(model_id, None)  # done with this model: free its base
@@ -208,13 +226,17 @@ class _Sweep:
 
         progress.epochs = settings.epochs
         stage(Stage.TRAINING)
-        head_settings = HeadSettings(epochs=settings.epochs, seed=settings.seed)
+        weights = dataset.report.class_weights()
+        head_settings = HeadSettings(
+            epochs=settings.epochs, seed=settings.seed, class_weights=weights and tuple(weights)
+        )
         cache = head_cache_path(features.path, dataset.num_classes, head_settings)
         head = train_head(features, dataset.num_classes, head_settings, on_epoch, self.stop, cache_path=cache)
-        scores = classification_metrics(
-            features.validation_labels, np.asarray(head.model(features.validation, training=False)), dataset.classes
+        validation = classification_metrics(
+            features.validation_labels, head.predict(features.validation), dataset.classes
         )
-        params = ref.spec.params + head.model.count_params()
+        scores = classification_metrics(features.test_labels, head.predict(features.test), dataset.classes)
+        params = ref.spec.params + head.params
         result = ModelResult(
             model=model_id,
             family=ref.spec.family.name,
@@ -225,26 +247,36 @@ class _Sweep:
             feature_dim=int(features.train.shape[1]),
             size_mb=round(params * 4 / 1e6, 2),
             classes=dataset.classes,
-            val_accuracy=scores.accuracy,
+            test_accuracy=scores.accuracy,
+            test_accuracy_ci=list(wilson_interval(round(scores.accuracy * len(features.test)), len(features.test))),
+            test_images=len(features.test),
+            balanced_accuracy=scores.balanced_accuracy,
+            macro_f1=scores.macro_f1,
+            test_labels=features.test_labels.tolist(),
+            test_predictions=scores.predictions,
+            val_accuracy=validation.accuracy,
             val_loss=head.history[head.best_epoch - 1]["val_loss"],
             per_class=scores.per_class,
             confusion=scores.confusion,
             epochs_run=len(head.history),
             best_epoch=head.best_epoch,
+            epochs_planned=settings.epochs,
+            class_weighted=weights is not None,
             runtime=features.runtime,
             runtime_note=features.runtime_note,
             feature_seconds=round(features.seconds, 3),
             features_cached=features.cached,
             head_seconds=round(head.seconds, 3),
             head_cached=head.cached,
+            status=Status.PARTIAL if head.stopped else Status.OK,
         )
-        if not final:
-            return result
+        if not final or head.stopped:
+            return result  # a partial model is neither timed nor kept
         result.subset_accuracy = self.subset_accuracy.get(model_id)
         stage(Stage.TIMING)
-        result.latency = model_latency(extractor, head.model)
+        result.latency = model_latency(extractor, NumpyHead(head.kernel, head.bias))
         head_path = paths.run_head(self.run_id, model_id)
         head_path.parent.mkdir(parents=True, exist_ok=True)
-        head.model.save(head_path)
+        head.save(head_path)
         result.head_path = str(head_path)
         return result

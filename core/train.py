@@ -3,12 +3,18 @@
 The head is dropout and one softmax layer: the transfer-learning recipe of the Keras and TensorFlow
 tutorials, applied to features instead of images, so an epoch costs milliseconds instead of a pass
 through the base.
+
+At inference dropout does nothing, so the head is `softmax(features @ kernel + bias)`: a `TrainedHead`
+predicts with NumPy. A cached head is saved twice, as the Keras file (for Predict) and as its two
+arrays, so a head read back from the cache needs no Keras (importing it loads TensorFlow: seconds).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +40,7 @@ class HeadSettings:
     min_steps: int = 8
     patience: int = 3  # early stopping on validation loss; the best epoch's weights are kept
     seed: int = DEFAULT_SEED
+    class_weights: tuple[float, ...] | None = None  # by label, in the training loss (imbalanced classes)
 
     def __post_init__(self):
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
@@ -44,12 +51,57 @@ class HeadSettings:
 
 @dataclass
 class TrainedHead:
-    model: object  # keras.Model: features -> class probabilities
+    """A trained head: its two arrays (what predicts), its training history and, when there is one, its
+    Keras model (read from `path` only when asked for)."""
+
+    kernel: np.ndarray  # (feature_dim, classes) float32
+    bias: np.ndarray  # (classes,) float32
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
     stopped: bool = False  # stopped early by a cancel request
     cached: bool = False  # loaded from the cache instead of trained
+    path: Path | None = None  # the cached Keras file, when it was saved or loaded
+    keras_model: object = field(default=None, repr=False)  # keras.Model, once built or loaded
+
+    @classmethod
+    def from_model(cls, model, **kwargs) -> TrainedHead:
+        """The head of a Keras model built by `build_head`."""
+        kernel, bias = model.layers[-1].get_weights()
+        return cls(np.asarray(kernel, np.float32), np.asarray(bias, np.float32), keras_model=model, **kwargs)
+
+    @property
+    def model(self):
+        """The Keras model (features -> class probabilities), loaded from `path` on first use."""
+        if self.keras_model is None:
+            if self.path is None:
+                raise ValueError(
+                    "This head has no Keras model: it was neither trained here nor saved. Received: path=None"
+                )
+            import keras
+
+            self.keras_model = keras.models.load_model(self.path)
+        return self.keras_model
+
+    @property
+    def params(self) -> int:
+        """Its parameters: the dense layer's (dropout has none)."""
+        return int(self.kernel.size + self.bias.size)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities (n, classes), float32, as the Keras model computes them at inference."""
+        logits = np.asarray(features, np.float32) @ self.kernel + self.bias
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def save(self, path: Path) -> None:
+        """Write the Keras file to `path`: a copy of the cached one when there is one (no Keras needed)."""
+        if self.path is not None and self.path.exists():
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            shutil.copyfile(self.path, partial)
+            partial.replace(path)
+        else:
+            self.model.save(path)
 
 
 def build_head(feature_dim: int, num_classes: int, dropout: float):
@@ -76,14 +128,14 @@ def train_head(
     """Fit the head on the training features, validating and early-stopping on the validation ones.
 
     With `cache_path`, a head trained before on the same features with the same settings (training is
-    seeded, so it would come out the same) is loaded instead, and its epochs are replayed to `on_epoch`.
+    seeded, so it would come out the same) is loaded instead, without Keras, and its epochs are replayed
+    to `on_epoch`.
     """
-    import keras
-
     if cache_path is not None and cache_path.exists():
         return _load(cache_path, on_epoch)
     if num_classes < 2:
         raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
+    import keras
     import tensorflow as tf
 
     keras.utils.set_random_seed(settings.seed)
@@ -96,24 +148,29 @@ def train_head(
     )
     # tf.data in memory instead of NumPy arrays: measured here, fit's per-epoch overhead on arrays was
     # most of a head's training time (17 epochs on 2,000 features: 3.1 s with arrays, 1.6 s like this).
+    examples = (features.train, features.train_labels)
+    if settings.class_weights:
+        examples = (*examples, np.asarray(settings.class_weights, np.float32)[features.train_labels])
     train = (
-        tf.data.Dataset.from_tensor_slices((features.train, features.train_labels))
+        tf.data.Dataset.from_tensor_slices(examples)
         .shuffle(len(features.train), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(head_batch_size(len(features.train), settings))
     )
     validation = (
         tf.data.Dataset.from_tensor_slices((features.validation, features.validation_labels)).batch(1024).cache()
     )
-    trained = TrainedHead(head)
+    history: list[dict[str, float]] = []
+    stopped = False
 
     class Report(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
+            nonlocal stopped
             metrics = {key: float(value) for key, value in (logs or {}).items()}
-            trained.history.append(metrics)
+            history.append(metrics)
             if on_epoch:
                 on_epoch(epoch + 1, metrics)
             if should_stop and should_stop():
-                trained.stopped = self.model.stop_training = True
+                stopped = self.model.stop_training = True
 
     stopper = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.patience, restore_best_weights=True)
     started = time.perf_counter()
@@ -125,9 +182,11 @@ def train_head(
         verbose=0,
         callbacks=[stopper, Report()],
     )
-    trained.seconds = time.perf_counter() - started
-    trained.best_epoch = _best_epoch(trained.history)
-    if cache_path is not None and not trained.stopped:
+    seconds = time.perf_counter() - started
+    trained = TrainedHead.from_model(
+        head, history=history, best_epoch=_best_epoch(history), seconds=seconds, stopped=stopped
+    )
+    if cache_path is not None and not stopped:
         _save(trained, cache_path)
     return trained
 
@@ -145,21 +204,46 @@ def head_cache_path(features_path: Path, num_classes: int, settings: HeadSetting
 
 
 def _save(trained: TrainedHead, path: Path) -> None:
-    partial = path.with_name(f".{path.stem}.partial.keras")
+    """The Keras file, its arrays (`.npz`) and history (`.json`) beside it, each written atomically; the
+    Keras file last, as the one whose presence means the head is cached."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.keras")
     trained.model.save(partial)
-    path.with_suffix(".json").write_text(json.dumps({"history": trained.history, "seconds": trained.seconds}))
+    _write_arrays(trained, path.with_suffix(".npz"))
+    _write_atomically(path.with_suffix(".json"), json.dumps({"history": trained.history, "seconds": trained.seconds}))
+    partial.replace(path)
+    trained.path = path
+
+
+def _write_arrays(trained: TrainedHead, path: Path) -> None:
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")
+    np.savez(partial, kernel=trained.kernel, bias=trained.bias)
+    partial.replace(path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(text)
     partial.replace(path)
 
 
 def _load(path: Path, on_epoch: EpochCallback | None) -> TrainedHead:
-    import keras
-
+    """A cached head, from its arrays (no Keras). A head cached before its arrays were saved beside it
+    is read with Keras once, and its arrays are saved for next time."""
     saved = json.loads(path.with_suffix(".json").read_text())
     history = saved["history"]
     for epoch, metrics in enumerate(history, start=1):
         if on_epoch:
             on_epoch(epoch, metrics)
-    return TrainedHead(keras.models.load_model(path), history, _best_epoch(history), saved["seconds"], cached=True)
+    details = dict(history=history, best_epoch=_best_epoch(history), seconds=saved["seconds"], cached=True, path=path)
+    arrays = path.with_suffix(".npz")
+    if arrays.exists():
+        with np.load(arrays) as saved_arrays:
+            return TrainedHead(saved_arrays["kernel"], saved_arrays["bias"], **details)
+    import keras
+
+    trained = TrainedHead.from_model(keras.models.load_model(path), **details)
+    _write_arrays(trained, arrays)
+    return trained
 
 
 def _best_epoch(history: list[dict[str, float]]) -> int:

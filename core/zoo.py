@@ -1,8 +1,10 @@
 """The model zoo: every `keras.applications` constructor, and its width variants, described as data.
 
-Constructors are discovered from the installed Keras; what Keras cannot tell without building a model
-(parameter count, feature size, published ImageNet accuracy, the weights file it downloads) sits in
-`zoo_facts.py`, one row per model, and `tests/test_zoo.py` checks those rows against real builds.
+The zoo is static: each model's constructor, its module and what Keras cannot tell without building it
+(parameter count, feature size, published ImageNet accuracy, the weights file it downloads) sit in
+`zoo_facts.py`, so reading the zoo imports no Keras (a warm sweep never loads TensorFlow). Only
+`preprocess_input` and `build` import Keras. `tests/test_zoo.py` checks the table against the installed
+Keras (every constructor has a row, every row a constructor) and against real builds.
 
 A model id names a spec, and optionally its input size and weights: `Constructor[:variant][@size][/weights]`,
 e.g. `ResNet50`, `MobileNetV2:0.35`, `MobileNetV3Small:min`, `MobileNet:0.25@128`, `ResNet50@160/none`.
@@ -11,7 +13,6 @@ e.g. `ResNet50`, `MobileNetV2:0.35`, `MobileNetV3Small:min`, `MobileNet:0.25@128
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from core.errors import WeightsUnavailable
 from core.paths import file_stem
-from core.zoo_facts import FAMILIES, MODEL_FACTS, Family
+from core.zoo_facts import CONSTRUCTOR_MODULES, FAMILIES, MODEL_FACTS, Family
 
 WEIGHTS = ("imagenet", "none")
 SUMMARY_COLUMNS = (
@@ -146,18 +147,13 @@ def keras_cache() -> Path:
     return base
 
 
-def _discover() -> dict[str, ModelSpec]:
-    """One spec per model id: every applications constructor with a row in the facts table."""
-    import keras
-
+def _specs() -> dict[str, ModelSpec]:
+    """One spec per model id, from the facts table alone (no Keras import)."""
     specs = {}
-    for name, constructor in sorted(vars(keras.applications).items()):
-        if not (inspect.isfunction(constructor) and name[0].isupper()):
-            continue
-        module = constructor.__module__.rsplit(".", 1)[-1]
-        for model_id, facts in MODEL_FACTS.items():
-            if model_id.split(":")[0] == name:
-                specs[model_id] = ModelSpec(id=model_id, constructor=name, family=FAMILIES[module], **facts)
+    for model_id, facts in MODEL_FACTS.items():
+        constructor = model_id.split(":")[0]
+        family = FAMILIES[CONSTRUCTOR_MODULES[constructor]]
+        specs[model_id] = ModelSpec(id=model_id, constructor=constructor, family=family, **facts)
     return specs
 
 
@@ -165,9 +161,9 @@ _ZOO: dict[str, ModelSpec] = {}
 
 
 def zoo() -> dict[str, ModelSpec]:
-    """All models, by id, in a stable order (built on first use: importing Keras takes seconds)."""
+    """All models, by id, in a stable order (the facts table's: by constructor, then variant)."""
     if not _ZOO:
-        _ZOO.update(_discover())
+        _ZOO.update(_specs())
     return _ZOO
 
 

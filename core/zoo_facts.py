@@ -1,7 +1,9 @@
 """What Keras cannot tell about its applications without building them: one row of data per model.
 
 `FAMILIES` is keyed by the `keras.applications` module a constructor lives in; its `preprocess_input`
-is the model's preprocessing. `MODEL_FACTS` is keyed by model id. Parameter counts and feature sizes
+is the model's preprocessing. `CONSTRUCTOR_MODULES` names each constructor's module, so that the zoo is
+known without importing Keras (which loads TensorFlow: seconds). `MODEL_FACTS` is keyed by model id.
+`tests/test_zoo.py` checks both tables against the installed Keras, both ways. Parameter counts and feature sizes
 are for `include_top=False, pooling="avg"`, checked against real builds by `tests/test_zoo.py`.
 ImageNet top-1 figures are the published ones (Keras documentation and the papers) at the default size.
 """
@@ -48,6 +50,29 @@ FAMILIES = {
         Family("VGG19", "vgg19", "Very Deep Convolutional Networks for Large-Scale Image Recognition", 2015, _CAFFE),
         Family("Xception", "xception", "Xception: Deep Learning with Depthwise Separable Convolutions", 2017, _TF, min_size=71),
     )
+}
+
+# keras.applications module: its constructors (one or more models each, in MODEL_FACTS)
+CONSTRUCTOR_MODULES = {
+    constructor: module
+    for module, constructors in {
+        "convnext": ("ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge"),
+        "densenet": ("DenseNet121", "DenseNet169", "DenseNet201"),
+        "efficientnet": ("EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7"),
+        "efficientnet_v2": ("EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S"),
+        "inception_resnet_v2": ("InceptionResNetV2",),
+        "inception_v3": ("InceptionV3",),
+        "mobilenet": ("MobileNet",),
+        "mobilenet_v2": ("MobileNetV2",),
+        "mobilenet_v3": ("MobileNetV3Large", "MobileNetV3Small"),
+        "nasnet": ("NASNetLarge", "NASNetMobile"),
+        "resnet": ("ResNet50", "ResNet101", "ResNet152"),
+        "resnet_v2": ("ResNet50V2", "ResNet101V2", "ResNet152V2"),
+        "vgg16": ("VGG16",),
+        "vgg19": ("VGG19",),
+        "xception": ("Xception",),
+    }.items()
+    for constructor in constructors
 }
 # fmt: on
 

@@ -5,12 +5,13 @@ from dataclasses import asdict
 
 import streamlit as st
 
-from core.records import Failed, ModelResult, ScreenedOut, latency_column
+from core.evaluate import fastest_text
+from core.records import Failed, ModelResult, ScreenedOut, Status, latency_column
 from core.runtimes import ENGINES
 from core.store import Store
 from ui import state
-from ui.charts import confusion_figure, tradeoff_scatter
-from ui.runs import per_class_table, pick_run, results_csv, results_table
+from ui.charts import tradeoff_scatter
+from ui.runs import model_details, pick_run, results_csv, results_table
 
 st.title("Compare")
 store = Store()
@@ -22,13 +23,21 @@ if not runs:
 
 run = pick_run(runs, state.run_id())
 results = store.results(run.id)
-ok = [r for r in results if isinstance(r, ModelResult)]
+trained = [r for r in results if isinstance(r, ModelResult)]
+ok = [r for r in trained if r.status == Status.OK]
 recommendation = run.recommendation
 recommended = recommendation and recommendation.model
 st.caption(f"Dataset: `{run.dataset}`")
 
 if recommendation:
     st.success(f"**Recommended: {recommendation.model}**. {recommendation.reason}", icon=":material/recommend:")
+    if recommendation.statistically_tied:
+        images = next(r.test_images for r in ok if r.model == recommendation.best)
+        st.info(
+            f"**Statistically tied** on {images:,} test images: {', '.join(recommendation.tied)}. Their order is "
+            "within the noise, so the smallest is recommended.",
+            icon=":material/balance:",
+        )
 elif run.status.active:
     st.info("This sweep is still running; the recommendation comes when it finishes.", icon=":material/hourglass_top:")
 for failed in (r for r in results if isinstance(r, Failed)):
@@ -68,15 +77,14 @@ if ok:
     right.plotly_chart(
         tradeoff_scatter(ok, latency_column(engine) if engine else "latency_ms", recommended), key="latency"
     )
-    results_table(ok)
+    if recommendation and engine and (fastest := fastest_text(recommendation, results, engine)):
+        right.caption(f":material/speed: {fastest}")
+    results_table(trained)
 
     st.subheader("Per model")
-    names = [r.model for r in ok]
+    names = [r.model for r in trained]
     model = st.selectbox("Model", names, index=names.index(recommended) if recommended in names else 0)
-    result = ok[names.index(model)]
-    left, right = st.columns(2)
-    left.plotly_chart(confusion_figure(result.confusion, result.classes), key="confusion")
-    per_class_table(result, right)
+    model_details(trained[names.index(model)])
 
 cols = st.columns(2)
 cols[0].download_button(

@@ -21,8 +21,8 @@ st.caption("A dataset is one folder per class (`cats/`, `dogs/`, …), optionall
 
 
 @st.cache_data(show_spinner="Checking every image…", max_entries=8)
-def load(source: str, val_split: float, seed: int):
-    return load_dataset(source, val_split=val_split, seed=seed, max_images=MAX_IMAGES if HOSTED else None)
+def load(source: str, holdout: float, seed: int):
+    return load_dataset(source, holdout=holdout, seed=seed, max_images=MAX_IMAGES if HOSTED else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -54,7 +54,7 @@ try:
         if st.button("Load path", type="primary") and path.strip():
             state.set_dataset(path.strip())
     source = state.dataset()
-    dataset = load(source, state.val_split(), state.seed()) if source else None
+    dataset = load(source, state.holdout(), state.seed()) if source else None
 except (DatasetError, ValueError, OSError) as error:
     st.error(str(error), icon=":material/error:")
     state.set_dataset(None)
@@ -66,12 +66,13 @@ if dataset is None:
 
 report = dataset.report
 st.success(f"Using **{dataset.root.name}** for training: `{dataset.root}`", icon=":material/check_circle:")
-cols = st.columns(5)
+cols = st.columns(6)
 cols[0].metric("Classes", len(dataset.classes))
-cols[1].metric("Train images", f"{len(dataset.train):,}")
-cols[2].metric("Validation images", f"{len(dataset.validation):,}")
-cols[3].metric("Imbalance (largest/smallest)", f"{report.imbalance:.2f}x")
-cols[4].metric("Skipped files", len(report.skipped))
+cols[1].metric("Train images", f"{len(dataset.train):,}", help="the head learns from these")
+cols[2].metric("Validation images", f"{len(dataset.validation):,}", help="choose each head's epoch and rank models")
+cols[3].metric("Test images", f"{len(dataset.test):,}", help="give the reported score: no choice is made on them")
+cols[4].metric("Imbalance (largest/smallest)", f"{report.imbalance:.2f}x")
+cols[5].metric("Skipped files", len(report.skipped))
 st.caption(f"Layout: {report.layout}.")
 for warning in report.warnings:
     st.warning(warning, icon=":material/warning:")

@@ -22,6 +22,10 @@ def catalog(max_params: int | None) -> pd.DataFrame:
     return table if max_params is None else table[table["params"] <= max_params]
 
 
+def ms(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
 @st.cache_data(show_spinner="Building the architecture (untrained)…", max_entries=32)
 def architecture(model_id: str) -> dict:
     return summarize(model_id)
@@ -84,14 +88,14 @@ for model_id in chosen:
     if set(speeds) != set(ENGINES) and st.button(
         "Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"
     ):
-        with st.spinner(f"Timing {model_id} in each runtime (untrained weights, same arithmetic)…"):
+        with st.spinner(f"Timing {model_id} + a 2-class head in each runtime (untrained weights, same arithmetic)…"):
             speeds = measure_model(model_id)
     for engine, speed in speeds.items():
-        text = (
-            f"{speed.ms:.1f} ms/image at batch 1, {speed.images_per_second:.0f} images/s at batch 32"
-            if speed
-            else "can't run this model (TensorFlow is used)"
-        )
+        text = "can't run this model (TensorFlow is used)"
+        if speed:
+            spread = f" (IQR {ms(speed.ms_q1)}-{ms(speed.ms_q3)})" if speed.ms_iqr is not None else ""
+            text = f"{ms(speed.ms)} ms/image{spread} at batch 1, {speed.images_per_second:.0f} images/s at batch 32"
+            text += f", {speed.threads} threads" if speed.threads else ""
         st.markdown(f":material/speed: **{ENGINES[engine]} on this host:** {text}")
     with st.expander(f"Architecture: {arch['layer_count']} layers"):
         left, right = st.columns([3, 1])

@@ -3,13 +3,14 @@
 import streamlit as st
 
 from core import config, worker
+from core.progress import clock
 from core.records import RunStatus
 from core.screening import DEFAULT_SCREEN_SHARE
 from core.store import Store
 from core.sweep import SweepSettings
 from ui import state
 from ui.charts import history_figure
-from ui.runs import progress_text, status_lines
+from ui.runs import progress_text, run_summary, status_lines
 
 SIZES = {"Each model's default": None, "96 px": 96, "128 px": 128, "160 px": 160, "192 px": 192, "224 px": 224}
 
@@ -25,16 +26,17 @@ with st.container(border=True):
     cols = st.columns(4)
     size = cols[0].selectbox("Image size", list(SIZES), help="Inputs are resized (no crop) to this size.")
     epochs = cols[1].number_input("Max epochs (early stopping)", 1, 200, config.DEFAULT_EPOCHS)
-    val_split = cols[2].slider(
-        "Validation split",
+    holdout = cols[2].slider(
+        "Held out from training",
+        0.1,
+        0.6,
+        state.holdout(),
         0.05,
-        0.5,
-        state.val_split(),
-        0.05,
-        help="Only for plain class folders; train/ + validation/ folders are used as given.",
+        help="For plain class folders: this share of each class is held out, half to choose the epoch and the "
+        "model (validation), half to score them (test). train/, validation/ and test/ folders are used as given.",
     )
     seed = cols[3].number_input("Seed", 0, 2**31 - 1, state.seed())
-    state.set_split_and_seed(val_split, seed)
+    state.set_holdout_and_seed(holdout, seed)
     screen = st.toggle(
         "Screen first",
         value=len(models) >= 6,
@@ -51,7 +53,7 @@ with st.container(border=True):
                 models=models,
                 image_size=SIZES[size],
                 epochs=int(epochs),
-                val_split=val_split,
+                holdout=holdout,
                 seed=int(seed),
                 screen=DEFAULT_SCREEN_SHARE if screen else None,
             )
@@ -62,14 +64,14 @@ with st.container(border=True):
 
 
 def show_run(run_id: int, running: bool = False) -> None:
-    run, progress = store.run(run_id), store.progress(run_id)
-    st.subheader(f"Run #{run_id}: {run.status}")
-    fraction, text = progress_text(run, progress)
+    run, progress, results = store.run(run_id), store.progress(run_id), store.results(run_id)
+    st.subheader(f"Run #{run_id}: {run_summary(run, results)}")
+    fraction, text = progress_text(run, progress, results)
     st.progress(fraction, text=text)
     if running and st.button("Cancel", icon=":material/stop:", disabled=run.cancel_requested):
         worker.cancel(run_id)
         st.toast("Cancelling after the current batch or epoch; finished models are kept.")
-    status_lines(run, progress, {r.model: r for r in store.results(run_id)})
+    status_lines(run, progress, {r.model: r for r in results})
     history = store.history(run_id)
     if history:
         left, right = st.columns(2)
@@ -78,9 +80,12 @@ def show_run(run_id: int, running: bool = False) -> None:
     if run.status == RunStatus.FAILED:
         st.error(f"The sweep failed: {run.error}", icon=":material/error:")
     elif run.status == RunStatus.CANCELLED:
-        st.warning("Cancelled; finished models are kept.", icon=":material/cancel:")
+        st.warning(
+            "Cancelled: finished models are kept; a model cut short is partial and never recommended.",
+            icon=":material/cancel:",
+        )
     elif run.status == RunStatus.DONE:
-        st.success(f"Done in {run.updated - run.created:.0f} s.", icon=":material/check_circle:")
+        st.success(f"Done in {clock(run.updated - run.created)}.", icon=":material/check_circle:")
         st.page_link("pages/compare.py", label="See the comparison", icon=":material/leaderboard:")
 
 

@@ -57,8 +57,10 @@ def nav(page, name: str) -> None:
 
 @pytest.mark.e2e
 def test_sweep_journey(app_server, page, cats_and_dogs):
-    print(f"\nfirst paint (first load -> title visible): {app_server.first_paint_seconds:.2f} s; "
-          f"startup {app_server.startup_seconds:.2f} s")  # fmt: skip
+    print(
+        f"\nfirst paint (first load -> title visible): {app_server.first_paint_seconds:.2f} s; "
+        f"startup {app_server.startup_seconds:.2f} s"
+    )
     goto(page, app_server)
 
     # Data: the sample is one click away.
@@ -89,6 +91,7 @@ def test_sweep_journey(app_server, page, cats_and_dogs):
     running = page.get_by_role("heading", name="Run #").filter(has_text="running")
     running.wait_for(timeout=60_000)
     page.get_by_text("images").filter(has_text="/").first.wait_for(timeout=120_000)  # "n/3000 images"
+    page.get_by_text(re.compile(r"\d+:\d\d elapsed")).first.wait_for(timeout=30_000)  # with the time taken so far
     screenshot(page, "train_running")
 
     nav(page, "Compare")
@@ -107,7 +110,7 @@ def test_sweep_journey(app_server, page, cats_and_dogs):
     memory.join()
     print(f"two-model sweep: {sweep_seconds:.1f} s; peak RSS of server + worker: {memory.peak_mb:.0f} MB")
     wait_for_app(page)
-    assert page.get_by_text(re.compile(r"\d% validation accuracy")).count() == 2
+    assert page.get_by_text(re.compile(r"\d% \(95% CI [\d.]+%-[\d.]+%\) test accuracy")).count() == 2
     tall_screenshot(page, "train_done")
 
     # Compare: the scatter plots, the recommendation and the table.

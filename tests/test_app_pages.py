@@ -74,12 +74,14 @@ def test_data_sample_dataset_counts(cats_and_dogs):
     assert not at.exception, at.exception
     assert not errors(at)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Train images"] == "2,000" and metrics["Validation images"] == "1,000"
+    assert metrics["Train images"] == "2,000" and metrics["Validation images"] == metrics["Test images"] == "500"
     counts = at.dataframe[0].value
     assert counts.set_index("class").to_dict() == {
         "train": {"cats": 1000, "dogs": 1000},
-        "validation": {"cats": 500, "dogs": 500},
+        "validation": {"cats": 250, "dogs": 250},
+        "test": {"cats": 250, "dogs": 250},
     }
+    assert any("split in half" in c.value for c in at.caption)  # the layout says where the test set came from
     assert len(at.get("image")) == 12  # 6 sample thumbnails per class
     assert at.session_state["dataset"].endswith("cats_and_dogs_filtered")
 
@@ -139,7 +141,7 @@ def test_models_measure_speed_on_this_host(tb_home):
     next(b for b in at.button if b.key == "speed-MobileNet:0.25").click().run()
     assert not at.exception, at.exception
     speed = [m.value for m in at.markdown if "on this host:" in m.value]
-    assert len(speed) == 2 and all("ms/image at batch 1" in line for line in speed)  # TensorFlow, then ONNX Runtime
+    assert len(speed) == 2 and all("ms/image (IQR " in line and "threads" in line for line in speed)  # TF, then ONNX
     assert "TensorFlow" in speed[0] and "ONNX Runtime" in speed[1]
     assert "speed-MobileNet:0.25" not in [b.key for b in app("models").button]  # measured once, then cached
 
@@ -188,7 +190,7 @@ def test_train_shows_a_finished_run(finished_run):
     at = app("train", run_id=finished_run)
     assert f"Run #{finished_run}: done" in [s.value for s in at.subheader]
     assert at.get("progress")[0].value == 100
-    assert any(SMALL_MODEL in m.value and "validation accuracy" in m.value for m in at.markdown)
+    assert any(SMALL_MODEL in m.value and "test accuracy" in m.value and "95% CI" in m.value for m in at.markdown)
 
 
 # Compare -------------------------------------------------------------------------------------------
@@ -198,7 +200,10 @@ def test_compare_shows_recommendation(finished_run):
     success = [s.value for s in at.success]
     assert success and f"Recommended: {SMALL_MODEL}" in success[0], success
     table = at.dataframe[0].value
-    assert list(table["model"]) == [SMALL_MODEL] and table["val_accuracy"].iloc[0] > 80
+    assert list(table["model"]) == [SMALL_MODEL] and table["test_accuracy"].iloc[0] > 80
+    low, high = (float(x.strip(" %")) for x in table["test_ci"].iloc[0].split("–"))
+    assert low < high and low <= table["test_accuracy"].iloc[0] <= high  # the interval around the score (100% here)
+    assert {"balanced_accuracy", "macro_f1", "val_accuracy"} <= set(table.columns)
     assert len(at.get("plotly_chart")) == 3  # size, latency, confusion
     assert [d.label for d in at.get("download_button")] == ["Download CSV", "Download JSON"]
 

@@ -18,8 +18,8 @@ from core.images import load_image
 
 @pytest.fixture
 def dataset(tb_home, tmp_path):
-    """50 noise JPEGs in two classes (40 train, 10 validation)."""
-    return load_dataset(class_folders(tmp_path / "set", {"a": 25, "b": 25}), val_split=0.2)
+    """50 noise JPEGs in two classes (40 train, 5 validation, 5 test)."""
+    return load_dataset(class_folders(tmp_path / "set", {"a": 25, "b": 25}), holdout=0.2)
 
 
 def all_images(images, batch_size: int) -> np.ndarray:
@@ -27,7 +27,7 @@ def all_images(images, batch_size: int) -> np.ndarray:
 
 
 def expected(dataset, size: int) -> np.ndarray:
-    return np.stack([load_image(r.path, size) for r in dataset.train + dataset.validation])
+    return np.stack([load_image(r.path, size) for r in dataset.images])
 
 
 def test_background_decoding_gives_every_image_in_order_and_caches_them(dataset):

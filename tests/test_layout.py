@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.records import RunStatus, Stage, Status
+from core.progress import Stage
+from core.records import RunStatus, Status
 
 REPO = Path(__file__).resolve().parents[1]
 CORE_MAX_LINES = 400
@@ -79,11 +80,11 @@ def test_core_imports_no_streamlit_and_pages_build_no_engine_objects():
 
 
 def test_status_and_stage_names_are_written_once():
-    """The stored names of statuses and stages appear as string literals only in core/records.py."""
+    """The stored names of statuses and stages appear as string literals only where they are defined."""
     names = {str(member) for enum in (Status, RunStatus, Stage) for member in enum}
     offenders = []
     for path in [*sources("core"), *sources("pages"), *sources("ui")]:
-        if path.name == "records.py":
+        if path.name in ("records.py", "progress.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and node.value in names:

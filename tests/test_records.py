@@ -1,25 +1,29 @@
-"""Typed records: results, the recommendation, progress and runs survive their dict and JSON forms, and older stored dicts."""
+"""Typed records: results, the recommendation and runs survive their dict and JSON forms, and older stored dicts.
+
+(Live progress, `core.progress`, has its own tests in test_progress.py.)
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 
+import numpy as np
 import pytest
 
+from core.progress import Stage
 from core.records import (
     ClassMetrics,
     Failed,
     Latency,
     ModelResult,
-    Progress,
+    NotRun,
     Recommendation,
     Run,
     RunStatus,
     ScreenedOut,
     Screening,
     ScreeningRound,
-    Stage,
     Status,
     SweepOutcome,
     latency_column,
@@ -28,6 +32,17 @@ from core.records import (
 )
 from core.report import DataReport, DuplicateGroup, Skipped
 from core.runtimes import ENGINES
+
+# The test-set figures of `model_result`: the confusion [[44, 6], [4, 46]] on 100 test images, image by image.
+TEST_FIGURES = dict(  # the interval: Wilson's for 90 of 100, rounded
+    test_accuracy=0.9,
+    test_accuracy_ci=[0.8256, 0.9448],
+    test_images=100,
+    balanced_accuracy=0.9,
+    macro_f1=0.901,
+    test_labels=[0] * 50 + [1] * 50,
+    test_predictions=[0] * 44 + [1] * 6 + [0] * 4 + [1] * 46,
+)
 
 
 def model_result(**changes) -> ModelResult:
@@ -42,12 +57,15 @@ def model_result(**changes) -> ModelResult:
         feature_dim=256,
         size_mb=0.88,
         classes=["cat", "dog"],
+        **TEST_FIGURES,
         val_accuracy=0.9,
         val_loss=0.25,
         per_class=[ClassMetrics("cat", 0.92, 0.88, 0.9, 50), ClassMetrics("dog", 0.885, 0.92, 0.902, 50)],
         confusion=[[44, 6], [4, 46]],
         epochs_run=12,
         best_epoch=9,
+        epochs_planned=20,
+        class_weighted=False,
         runtime="onnx",
         runtime_note="",
         feature_seconds=1.5,
@@ -67,6 +85,7 @@ def through_json(data):
 
 def test_status_and_stage_values_are_the_stored_strings():
     assert (Status.OK, Status.FAILED, Status.SCREENED_OUT) == ("ok", "failed", "screened out")
+    assert (Status.PARTIAL, Status.NOT_RUN) == ("partial", "not run")
     assert [str(s) for s in RunStatus] == ["queued", "running", "done", "cancelled", "failed"]
     assert [s for s in RunStatus if s.active] == [RunStatus.QUEUED, RunStatus.RUNNING]
     assert [str(s) for s in Stage] == [
@@ -81,6 +100,7 @@ def test_status_and_stage_values_are_the_stored_strings():
     ]
     assert json.dumps([Status.SCREENED_OUT, RunStatus.DONE]) == '["screened out", "done"]'
     assert (model_result().status, Failed("x", "boom").status) == (Status.OK, Status.FAILED)
+    assert NotRun("x").status == Status.NOT_RUN
 
 
 def test_a_screened_out_record_keeps_the_subset_accuracy():
@@ -105,8 +125,13 @@ RESULTS = {
     "trained, timed in both engines": model_result(),
     "trained, ONNX unavailable": model_result(runtime="tf", latency={"tf": Latency(4.2, 310.0), "onnx": None}),
     "trained, not timed": model_result(latency={}, subset_accuracy=None, head_path=None),
+    "partial (cut short by Cancel)": model_result(
+        status=Status.PARTIAL, epochs_run=2, best_epoch=2, latency={}, subset_accuracy=None, head_path=None
+    ),
+    "class-weighted": model_result(class_weighted=True, balanced_accuracy=0.87),
     "screened out": ScreenedOut.of(model_result(val_accuracy=0.74), images=200),
     "failed": Failed("ResNet50", "WeightsUnavailable: ImageNet weights for ResNet50 are not in the Keras cache"),
+    "not run": NotRun("MobileNetV2:0.35"),
 }
 
 
@@ -119,7 +144,38 @@ def test_results_round_trip_through_dicts_and_json(result):
         assert type(back.status) is Status
     if isinstance(result, ModelResult):
         assert (data["latency_ms"], data["throughput_ips"]) == (result.latency_ms, result.throughput_ips)
-        assert all(type(item) is ClassMetrics for item in result_from_dict(through_json(data)).per_class)
+        back = result_from_dict(through_json(data))
+        assert all(type(item) is ClassMetrics for item in back.per_class)
+        assert (back.test_labels, back.test_predictions) == (result.test_labels, result.test_predictions)
+        assert back.test_accuracy_ci == result.test_accuracy_ci
+
+
+def test_test_figures_image_by_image():
+    result = model_result()
+    right = result.test_right
+    assert right.dtype == bool and right.shape == (100,)
+    assert right.sum() == 90 == np.trace(result.confusion)  # the confusion's diagonal, image by image
+    assert right.mean() == result.test_accuracy
+    assert not right[44:50].any() and not right[50:54].any()  # the six cats called dogs, the four dogs called cats
+
+
+def test_score_text_states_the_interval():
+    assert model_result().score_text() == "90.0% (95% CI 82.6%-94.5%)"
+    assert model_result(test_accuracy=1.0, test_accuracy_ci=[0.964, 1.0]).score_text() == "100.0% (95% CI 96.4%-100.0%)"
+
+
+@pytest.mark.parametrize(
+    ("best_epoch", "epochs_run", "epochs_planned", "improving"),
+    [
+        (20, 20, 20, True),  # its best epoch was the last one allowed: more epochs might help
+        (9, 12, 20, False),  # early stopping found a best epoch
+        (17, 20, 20, False),  # ran to the cap, but the best was earlier
+        (2, 2, 20, False),  # cut short by Cancel: not "at the cap"
+    ],
+)
+def test_still_improving_at_the_epoch_cap(best_epoch, epochs_run, epochs_planned, improving):
+    result = model_result(best_epoch=best_epoch, epochs_run=epochs_run, epochs_planned=epochs_planned)
+    assert result.still_improving is improving
 
 
 def test_latency_of_the_runtime_that_ran():
@@ -132,6 +188,7 @@ def test_latency_of_the_runtime_that_ran():
 
 
 # A result as stored before results were records: latencies in flat columns per engine, per-class rows keyed "class".
+# (With the test figures of today's records: a result stored without them reads as Failed, below.)
 OLDER_FLAT = {
     "model": "MobileNet:0.25@128",
     "status": "ok",
@@ -143,6 +200,7 @@ OLDER_FLAT = {
     "feature_dim": 256,
     "size_mb": 0.88,
     "classes": ["cat", "dog"],
+    **TEST_FIGURES,
     "val_accuracy": 0.9,
     "val_loss": 0.25,
     "per_class": [
@@ -152,6 +210,8 @@ OLDER_FLAT = {
     "confusion": [[44, 6], [4, 46]],
     "epochs_run": 12,
     "best_epoch": 9,
+    "epochs_planned": 20,
+    "class_weighted": False,
     "runtime": "onnx",
     "runtime_note": "",
     "feature_seconds": 1.5,
@@ -180,6 +240,22 @@ def test_an_older_flat_result_dict_reads_as_the_same_record():
     assert fell_back.row() == RESULTS["trained, ONNX unavailable"].row()
 
 
+OLDER_WITHOUT_TEST = {key: value for key, value in OLDER_FLAT.items() if key not in (*TEST_FIGURES, "epochs_planned")}
+
+
+@pytest.mark.parametrize("status", ["ok", None], ids=["status ok", "no status"])
+def test_a_result_stored_before_test_sets_reads_as_failed_with_the_reason(status):
+    """Its accuracy was on the validation images that chose its epoch: not a score to rank or recommend on."""
+    data = {key: value for key, value in OLDER_WITHOUT_TEST.items() if key != "status"}
+    if status:
+        data["status"] = status
+    back = result_from_dict(through_json(data))
+    assert type(back) is Failed and back.model == "MobileNet:0.25@128" and back.status == Status.FAILED
+    assert "older version" in back.error and "test set" in back.error and "again" in back.error
+    # Screened-out and failed records carry no test figures, and never did: they read back as before.
+    assert result_from_dict(through_json(result_to_dict(RESULTS["screened out"]))) == RESULTS["screened out"]
+
+
 def test_a_row_is_flat_with_a_latency_column_per_engine():
     assert latency_column("onnx") == "latency_ms_onnx"
     row = model_result().row()
@@ -195,7 +271,9 @@ def test_a_row_is_flat_with_a_latency_column_per_engine():
         950.0,
     )
     assert (row["latency_ms"], row["throughput_ips"], row["val_accuracy"], row["status"]) == (1.1, 950.0, 0.9, "ok")
-    assert not {"per_class", "confusion", "classes", "latency"} & row.keys()
+    assert not {"per_class", "confusion", "classes", "latency", "test_labels", "test_predictions"} & row.keys()
+    assert (row["test_accuracy"], row["test_ci_low"], row["test_ci_high"]) == (0.9, 0.8256, 0.9448)
+    assert "test_accuracy_ci" not in row and (row["test_images"], row["balanced_accuracy"]) == (100, 0.9)
     assert all(value is None or isinstance(value, str | int | float) for value in row.values())
     fell_back = RESULTS["trained, ONNX unavailable"].row()
     assert (fell_back["latency_ms_onnx"], fell_back["throughput_ips_onnx"], fell_back["latency_ms"]) == (
@@ -223,9 +301,12 @@ def recommendation(screening: bool = True) -> Recommendation:
     return Recommendation(
         model="mid",
         best="big",
-        fastest="mid",
+        fastest={"tf": "mid", "onnx": "big"},
         tolerance=0.01,
-        reason="mid is the smallest of the 2 models within 1 point of the best validation accuracy",
+        reason="mid is the smallest of the 2 models not clearly below the best test accuracy",
+        tied=["big", "mid"],
+        p_values={"mid": 0.62},
+        images_to_resolve=5200,
         screening=Screening(
             finalists=["big", "mid"],
             screened_out=["untrained", "tiny"],
@@ -251,66 +332,27 @@ def test_recommendation_and_screening_round_trip(screening):
         assert all(type(r) is ScreeningRound for r in back.screening.rounds)
         assert Screening.from_dict(through_json(asdict(original.screening))) == original.screening
     assert Recommendation.from_dict(None) is None and Recommendation.from_dict({}) is None
+    assert original.statistically_tied
 
 
-def test_progress_round_trips_with_its_fraction():
-    progress = Progress(
-        run_id=7,
-        models=["a", "b"],
-        phase="screening on 200 images (round 2 of 2)",
-        index=1,
-        model="b",
-        stage=Stage.TRAINING,
-        epoch=3,
-        epochs=20,
-        metrics={"loss": 0.4, "val_accuracy": 0.85},
-        finished=["a"],
-    )
-    data = progress.to_dict()
-    assert data["fraction"] == progress.fraction == pytest.approx((1 + 0.05 + 0.75 + 0.15 * 3 / 20) / 2)
-    for back in (Progress.from_dict(data), Progress.from_dict(through_json(data))):
-        assert back == progress and type(back.stage) is Stage
-    assert Progress.from_dict({"run_id": 1, "models": ["a"]}).stage == Stage.LOADING
-
-
-def test_progress_step_in_words():
-    progress = Progress(run_id=1, models=["a"], stage=Stage.TRAINING, epoch=3, epochs=20)
-    assert progress.step == "epoch 3/20"
-    progress.stage, progress.done, progress.total = Stage.DECODING, 480, 3000
-    assert progress.step == "480/3000 images"
-    progress.stage, progress.done, progress.total = Stage.BUILDING, 0, 0
-    assert progress.step == ""
-
-
-def test_progress_fraction_grows_through_the_stages():
-    progress = Progress(run_id=1, models=["a", "b"])
-    seen = [progress.fraction]
-    for stage, done, total in [(Stage.BUILDING, 0, 0), (Stage.DECODING, 50, 100), (Stage.EXTRACTING, 100, 100)]:
-        progress.model, progress.stage, progress.done, progress.total = "a", stage, done, total
-        seen.append(progress.fraction)
-    progress.stage, progress.epoch, progress.epochs = Stage.TRAINING, 10, 20
-    seen.append(progress.fraction)
-    progress.stage = Stage.TIMING
-    seen.append(progress.fraction)
-    progress.finished.append("a")
-    progress.stage, progress.model = Stage.BUILDING, "b"
-    seen.append(progress.fraction)
-    progress.finished.append("b")
-    progress.stage = Stage.DONE
-    seen.append(progress.fraction)
-    assert seen == sorted(seen) and seen[0] == 0 and seen[-1] == 1
-    assert seen[3] == pytest.approx((0.05 + 0.75) / 2)
+def test_an_older_recommendation_reads_with_no_fastest_by_engine():
+    """Older runs stored one fastest model without its runtime: it is dropped rather than quoted in the wrong one."""
+    older = {key: value for key, value in asdict(recommendation(False)).items() if key not in ("tied", "p_values")}
+    back = Recommendation.from_dict(through_json({**older, "fastest": "mid"}))
+    assert (back.model, back.best, back.fastest, back.tied, back.p_values) == ("mid", "big", {}, [], {})
+    assert not back.statistically_tied
+    assert Recommendation.from_dict(through_json({**older, "fastest": None})).fastest == {}
 
 
 def data_report() -> DataReport:
     return DataReport(
         classes=["cat", "dog"],
-        counts={"train": {"cat": 40, "dog": 40}, "validation": {"cat": 10, "dog": 10}},
+        counts={"train": {"cat": 40, "dog": 40}, "validation": {"cat": 5, "dog": 5}, "test": {"cat": 5, "dog": 5}},
         skipped=[Skipped("cat/broken.jpg", "not an image")],
-        duplicates=[DuplicateGroup("abc123", ("train/cat/1.jpg", "validation/cat/9.jpg"), leakage=True)],
-        layout="train/validation folders",
+        duplicates=[DuplicateGroup("abc123", ("test/cat/9.jpg", "train/cat/1.jpg"), leakage=True)],
+        layout="train/ and validation/ folders; validation/ split in half (seeded, stratified) for a test set",
         imbalance=1.0,
-        warnings=["1 image is in both train and validation"],
+        warnings=["1 image(s) appear in more than one of train, validation and test"],
     )
 
 
@@ -346,12 +388,15 @@ def test_run_round_trips_with_its_report_and_recommendation():
 def test_sweep_outcome_is_json_ready():
     results = [
         model_result(),
+        model_result(model="MobileNet:0.5", status=Status.PARTIAL, epochs_run=2, latency={}),
         ScreenedOut.of(model_result(model="tiny", val_accuracy=0.5), 200),
         Failed("ResNet50", "no weights"),
+        NotRun("MobileNetV2:0.35"),
     ]
     outcome = SweepOutcome(run_id=3, results=results, recommendation=recommendation(), report=data_report())
     data = through_json(outcome.to_dict())
     assert [result_from_dict(r) for r in data["results"]] == results
     assert data["results"][0]["latency_ms"] == 1.1 and data["run_id"] == 3
+    assert [r["status"] for r in data["results"]] == ["ok", "partial", "screened out", "failed", "not run"]
     assert Recommendation.from_dict(data["recommendation"]) == outcome.recommendation
     assert DataReport.from_dict(data["report"]) == outcome.report

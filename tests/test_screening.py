@@ -7,13 +7,20 @@ from pathlib import Path
 import pytest
 
 from core.data import Dataset, ImageRecord
+from core.evaluate import wilson_interval
 from core.records import Failed, ModelResult, Result, ScreenedOut, Status
 from core.report import DataReport
 from core.screening import SCREEN_FIRST_ROUND, SCREEN_FIRST_ROUND_MIN_IMAGES, screen, screen_in_rounds
 
+TEST_IMAGES = 200
 
-def _result(model: str, accuracy: float, params: float) -> ModelResult:
-    """A trained model with just what screening looks at: accuracy and parameters."""
+
+def _result(model: str, accuracy: float, params: float, test_accuracy: float | None = None) -> ModelResult:
+    """A trained model with just what screening looks at: accuracy (validation, and the same on the test images,
+    where the models' right answers nest: the more accurate gets right every image a less accurate one does) and
+    parameters."""
+    correct = round((accuracy if test_accuracy is None else test_accuracy) * TEST_IMAGES)
+    labels = [i % 2 for i in range(TEST_IMAGES)]
     return ModelResult(
         model=model,
         family="test",
@@ -24,12 +31,21 @@ def _result(model: str, accuracy: float, params: float) -> ModelResult:
         feature_dim=8,
         size_mb=round(params * 4 / 1e6, 2),
         classes=["a", "b"],
+        test_accuracy=correct / TEST_IMAGES,
+        test_accuracy_ci=list(wilson_interval(correct, TEST_IMAGES)),
+        test_images=TEST_IMAGES,
+        balanced_accuracy=correct / TEST_IMAGES,
+        macro_f1=correct / TEST_IMAGES,
+        test_labels=labels,
+        test_predictions=[label if i < correct else 1 - label for i, label in enumerate(labels)],
         val_accuracy=accuracy,
         val_loss=0.3,
         per_class=[],
         confusion=[[0, 0], [0, 0]],
         epochs_run=1,
         best_epoch=1,
+        epochs_planned=20,
+        class_weighted=False,
         runtime="tf",
         runtime_note="",
         feature_seconds=0.0,
@@ -72,6 +88,17 @@ def test_screen_keeps_the_top_few_and_the_close_pareto_front():
         screen(results, keep=0, tolerance=0.01, validation_images=400)
 
 
+def test_screening_chooses_on_validation_never_on_test_images():
+    """The test images give the reported score; no choice is made on them, screening's included."""
+    results = [
+        _result("lucky", 0.80, 1e6, test_accuracy=0.99),  # best on test, clearly beaten on validation
+        _result("steady", 0.95, 5e6, test_accuracy=0.90),
+        _result("close", 0.94, 2e6, test_accuracy=0.50),
+    ]
+    outcome = screen(results, keep=1, tolerance=0.01, validation_images=400)
+    assert outcome.finalists == ["steady", "close"] and outcome.screened_out == ["lucky"]
+
+
 # The same subset accuracies in every round; "broken" always fails.
 ACCURACY = {
     "big": (0.97, 20e6),
@@ -84,17 +111,20 @@ MODELS = [*ACCURACY, "broken"]
 
 
 def _dataset(images: int) -> Dataset:
-    """Two balanced classes, three quarters in train; the files need not exist to draw subsets."""
+    """Two balanced classes, `images` in all: 60% train, 20% validation, 20% test; the files need not exist
+    to draw subsets."""
     records = {
         split: [
             ImageRecord(Path(f"/nowhere/{split}/{label}/{i}.png"), label, split, f"{split}-{label}-{i}")
             for label in (0, 1)
             for i in range(count // 2)
         ]
-        for split, count in (("train", images * 3 // 4), ("validation", images // 4))
+        for split, count in (("train", images * 3 // 5), ("validation", images // 5), ("test", images // 5))
     }
-    report = DataReport(["a", "b"], {}, [], [], "train/validation folders", 1.0, [])
-    return Dataset(Path("/nowhere"), ["a", "b"], records["train"], records["validation"], report, "fingerprint")
+    report = DataReport(["a", "b"], {}, [], [], "train/, validation/ and test/ folders", 1.0, [])
+    return Dataset(
+        Path("/nowhere"), ["a", "b"], records["train"], records["validation"], records["test"], report, "fingerprint"
+    )
 
 
 class FakeRunner:
@@ -103,11 +133,13 @@ class FakeRunner:
     def __init__(self, cancel_in_round: int | None = None):
         self.cancel_in_round = cancel_in_round
         self.rounds: list[tuple[int, int, list[str], str]] = []  # (images, validation images, models, phase)
+        self.tests: list[int] = []  # test images of each round's subset
         self.finished: list[Result] = []
         self.kept: list[list[str]] = []
 
     def run_round(self, subset: Dataset, models: list[str], phase: str) -> list[Result]:
-        self.rounds.append((len(subset.train) + len(subset.validation), len(subset.validation), list(models), phase))
+        self.rounds.append((len(subset.images), len(subset.validation), list(models), phase))
+        self.tests.append(len(subset.test))
         scored = [Failed(m, "no weights") if m == "broken" else _result(m, *ACCURACY[m]) for m in models]
         return scored[:1] if len(self.rounds) == self.cancel_in_round else scored
 
@@ -153,6 +185,8 @@ def test_screening_rounds_drop_the_clearly_beaten_first_then_keep_the_close_fron
     )
     assert record.subset_accuracy == {m: accuracy for m, (accuracy, _) in ACCURACY.items()}
     assert record.screened_winner == "mid" and record.winner_changed is False  # the sweep sets winner_changed
+    # Each subset keeps its share of the test images too, in proportion (a fifth of the 2,000, then a tenth).
+    assert runner.tests == [pytest.approx(400 * 0.1 * SCREEN_FIRST_ROUND, abs=2), pytest.approx(40, abs=2)]
 
 
 def test_screening_stops_when_a_round_leaves_no_more_than_keep():

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from contextlib import closing
+
 import pytest
 
+from core.progress import Progress, Stage
 from core.records import (
     ClassMetrics,
     Failed,
     Latency,
     ModelResult,
-    Progress,
+    NotRun,
     Recommendation,
     Run,
     RunStatus,
     ScreenedOut,
     Screening,
     ScreeningRound,
-    Stage,
+    Status,
+    result_to_dict,
 )
 from core.report import DataReport, DuplicateGroup, Skipped
 from core.store import Store
@@ -33,12 +39,21 @@ def _result(model: str = "a", accuracy: float = 0.9, **changes) -> ModelResult:
         feature_dim=256,
         size_mb=0.88,
         classes=["x", "y"],
+        test_accuracy=accuracy,
+        test_accuracy_ci=[0.8256, 0.9448],
+        test_images=100,
+        balanced_accuracy=accuracy,
+        macro_f1=accuracy,
+        test_labels=[0] * 50 + [1] * 50,
+        test_predictions=[0] * 44 + [1] * 6 + [0] * 4 + [1] * 46,
         val_accuracy=accuracy,
         val_loss=0.25,
         per_class=[ClassMetrics("x", 0.92, 0.88, 0.9, 50), ClassMetrics("y", 0.885, 0.92, 0.902, 50)],
         confusion=[[44, 6], [4, 46]],
         epochs_run=12,
         best_epoch=9,
+        epochs_planned=20,
+        class_weighted=False,
         runtime="tf",
         runtime_note="no onnxruntime",
         feature_seconds=1.5,
@@ -54,12 +69,12 @@ def _result(model: str = "a", accuracy: float = 0.9, **changes) -> ModelResult:
 def _report() -> DataReport:
     return DataReport(
         classes=["x", "y"],
-        counts={"train": {"x": 40, "y": 40}, "validation": {"x": 10, "y": 10}},
+        counts={"train": {"x": 40, "y": 40}, "validation": {"x": 5, "y": 5}, "test": {"x": 5, "y": 5}},
         skipped=[Skipped("x/broken.jpg", "not an image")],
-        duplicates=[DuplicateGroup("abc123", ("train/x/1.jpg", "validation/x/9.jpg"), leakage=True)],
+        duplicates=[DuplicateGroup("abc123", ("x/1.jpg", "x/9.jpg"), leakage=True)],
         layout="class folders",
         imbalance=1.0,
-        warnings=["1 image is in both train and validation"],
+        warnings=["1 image(s) appear in more than one of train, validation and test"],
     )
 
 
@@ -105,18 +120,42 @@ def test_runs_are_records(tb_home):
 
 def test_results_keep_their_kind_and_order(tb_home):
     store = Store()
-    run_id = store.create_run("/data", {"models": ["a", "tiny", "broken"]})
+    run_id = store.create_run("/data", {"models": ["a", "tiny", "broken", "cut", "later"]})
     results = [
         _result("a", 0.9, latency={"tf": Latency(4.2, 310.0), "onnx": Latency(1.1, 950.0)}, runtime="onnx"),
         ScreenedOut.of(_result("tiny", 0.6), images=200),
         Failed("broken", "WeightsUnavailable: ImageNet weights for broken are not in the Keras cache"),
+        _result("cut", 0.857, status=Status.PARTIAL, epochs_run=2, best_epoch=2, latency={}, head_path=None),
+        NotRun("later"),
     ]
     for result in results:
         store.save_result(run_id, result)
     assert store.results(run_id) == results
-    assert [type(r) for r in store.results(run_id)] == [ModelResult, ScreenedOut, Failed]
+    assert [type(r) for r in store.results(run_id)] == [ModelResult, ScreenedOut, Failed, ModelResult, NotRun]
+    assert [r.status for r in store.results(run_id)] == ["ok", "screened out", "failed", "partial", "not run"]
     assert store.results(run_id)[0].latency_ms == 1.1
+    assert store.results(run_id)[0].test_right.sum() == 90
     assert store.results(store.create_run("/data", {"models": ["a"]})) == []
+
+
+def test_a_result_stored_by_an_older_version_reads_as_failed(tb_home):
+    """A database from before test sets: its trained results were scored on the images that chose their epoch."""
+    store = Store()
+    run_id = store.create_run("/data", {"models": ["a", "broken"]})
+    older = {
+        key: value
+        for key, value in result_to_dict(_result("a")).items()
+        if not key.startswith("test_") and key not in ("balanced_accuracy", "macro_f1", "epochs_planned")
+    }
+    with closing(sqlite3.connect(store.path)) as connection, connection:  # as the older version wrote it
+        connection.execute(
+            "INSERT INTO results (run_id, model, position, status, data) VALUES (?, ?, ?, ?, ?)",
+            (run_id, "a", 0, "ok", json.dumps(older)),
+        )
+    store.save_result(run_id, Failed("broken", "no weights"))
+    (a, broken) = store.results(run_id)
+    assert type(a) is Failed and a.model == "a" and "older version" in a.error
+    assert broken == Failed("broken", "no weights")
 
 
 def test_recommendation_with_screening_is_stored(tb_home):
@@ -125,9 +164,12 @@ def test_recommendation_with_screening_is_stored(tb_home):
     recommendation = Recommendation(
         model="mid",
         best="big",
-        fastest=None,
+        fastest={"tf": "mid", "onnx": "mid"},
         tolerance=0.01,
-        reason="mid is the smallest of the 2 models within 1 point of the best validation accuracy",
+        reason="mid is the smallest of the 2 models not clearly below the best test accuracy",
+        tied=["big", "mid"],
+        p_values={"mid": 0.5},
+        images_to_resolve=3100,
         screening=Screening(
             finalists=["big", "mid"],
             screened_out=["tiny"],

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core import config
 from core.sweep import SweepSettings
 from core.zoo import ModelRef
 
@@ -47,6 +48,10 @@ def test_sweep_settings_check_arguments_up_front():
     assert SweepSettings(models=["ResNet50"]).ref("ResNet50").size == 224  # the model's default
 
 
+def test_thirty_percent_of_plain_class_folders_is_held_out_by_default():
+    assert SweepSettings(models=["ResNet50"]).holdout == config.DEFAULT_HOLDOUT == 0.3
+
+
 def test_ids_weights_win_over_the_sweeps():
     settings = SweepSettings(models=["ResNet50@160/none", "MobileNet:0.25/imagenet", "MobileNet:0.5"], weights="none")
     weights = [settings.ref(model).weights for model in settings.models]
@@ -55,9 +60,12 @@ def test_ids_weights_win_over_the_sweeps():
 
 def test_settings_survive_the_store(monkeypatch):
     monkeypatch.delenv("TRANSFERBENCH_HOSTED", raising=False)
-    settings = SweepSettings(models=["MobileNet:0.25@128/none", "ResNet50"], image_size=96, epochs=5, screen=0.2)
+    settings = SweepSettings(
+        models=["MobileNet:0.25@128/none", "ResNet50"], image_size=96, epochs=5, screen=0.2, holdout=0.4
+    )
     data = json.loads(json.dumps(settings.to_dict()))  # as a run's settings column holds them
     assert data["models"] == ["MobileNet:0.25@128/none", "ResNet50"]
+    assert data["holdout"] == 0.4 and "val_split" not in data
     assert SweepSettings(**data) == settings  # what the background worker rebuilds
 
 

@@ -40,6 +40,17 @@ def test_background_worker_runs_a_sweep_and_keeps_results(tb_home, tmp_path):
     (result,) = store.results(run_id)
     assert isinstance(result, ModelResult)
     assert result.status == Status.OK and result.input_size == 32 and result.weights == "none"
+    # 30% of each class of 12 held out (4): 2 to validate on, 2 to test on.
+    assert run.report.counts == {
+        "train": {"blue": 8, "red": 8},
+        "validation": {"blue": 2, "red": 2},
+        "test": {"blue": 2, "red": 2},
+    }
+    assert result.test_images == 4 == len(result.test_labels) == len(result.test_predictions)
+    assert result.test_accuracy == result.test_right.mean()
+    low, high = result.test_accuracy_ci
+    assert 0 <= low <= result.test_accuracy <= high <= 1 and high - low > 0.4  # 4 images tell little
+    assert (result.epochs_planned, result.class_weighted) == (3, False)
     assert len(store.history(run_id, "MobileNet:0.25@32")) == result.epochs_run
     assert store.progress(run_id).fraction == 1.0
     assert worker.active_run() is None

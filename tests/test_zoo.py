@@ -1,6 +1,11 @@
-"""The model zoo: discovered from Keras, facts checked against real builds, preprocessing pinned per family."""
+"""The model zoo: a static table checked against the installed Keras and real builds, preprocessing pinned per family."""
 
 from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -8,12 +13,46 @@ import pytest
 
 from core.errors import WeightsUnavailable
 from core.zoo import ModelRef, zoo
+from core.zoo_facts import CONSTRUCTOR_MODULES, FAMILIES
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def installed_constructors() -> dict[str, str]:
+    """Every constructor of the installed `keras.applications`, with the submodule it lives in."""
+    return {
+        name: function.__module__.rsplit(".", 1)[-1]
+        for name, function in vars(keras.applications).items()
+        if inspect.isfunction(function) and name[0].isupper()
+    }
 
 
 def test_every_applications_constructor_is_in_the_zoo():
-    constructors = {n for n, f in vars(keras.applications).items() if callable(f) and n[0].isupper()}
-    assert len(constructors) == 40
-    assert {spec.constructor for spec in zoo().values()} == constructors
+    installed = installed_constructors()
+    assert len(installed) == 40
+    assert {spec.constructor for spec in zoo().values()} == set(installed)  # a row for each, and no other
+    assert installed == CONSTRUCTOR_MODULES  # each in the module Keras has it in
+    assert set(CONSTRUCTOR_MODULES.values()) == set(FAMILIES)  # every family has a constructor
+
+
+def test_each_model_gets_its_constructor_and_the_preprocessing_of_its_module():
+    for spec in zoo().values():
+        constructor = getattr(keras.applications, spec.constructor)
+        assert constructor.__module__.endswith(f".{spec.family.module}")
+        module = getattr(keras.applications, spec.family.module)
+        assert spec.preprocess_input is module.preprocess_input
+
+
+def test_the_zoo_is_read_without_importing_keras():
+    code = (
+        "import sys\n"
+        "from core.zoo import ModelRef, zoo\n"
+        "assert len(zoo()) == 52 and ModelRef.parse('MobileNet:0.25@128/none').size == 128\n"
+        "print(sorted({'keras', 'tensorflow'} & set(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
 
 
 def test_width_variants_are_models():

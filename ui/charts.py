@@ -45,13 +45,17 @@ def _layout(fig: go.Figure, legend: dict = TOP_LEGEND, top: int = 60, **kwargs) 
 
 
 def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended: str | None = None) -> go.Figure:
-    """Validation accuracy against `x` (a key of `X_AXES`) on a log axis, with the front; models without `x` are left out."""
+    """Test accuracy, with its 95% interval as an error bar, against `x` (a key of `X_AXES`) on a log axis, with
+    the Pareto front of the measured accuracies; models without `x` are left out."""
     title, value = X_AXES[x]
     ok = [r for r in results if value(r) is not None]
     xs = [value(r) for r in ok]
-    ys = [r.val_accuracy * 100 for r in ok]
+    ys = [r.test_accuracy * 100 for r in ok]
+    below = [(r.test_accuracy - r.test_accuracy_ci[0]) * 100 for r in ok]
+    above = [(r.test_accuracy_ci[1] - r.test_accuracy) * 100 for r in ok]
     hover = [
-        f"<b>{r.model}</b><br>accuracy {r.val_accuracy:.1%}<br>{r.params / 1e6:.2f}M params, {r.size_mb:.1f} MB<br>"
+        f"<b>{r.model}</b><br>test accuracy {r.score_text()}<br>on {r.test_images:,} images<br>"
+        f"{r.params / 1e6:.2f}M params, {r.size_mb:.1f} MB<br>"
         + (f"{r.latency_ms:.1f} ms/image in {ENGINES[r.runtime]}, " if r.latency_ms else "")
         + f"input {r.input_size} px"
         for r in ok
@@ -86,17 +90,27 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
                     hovertext=[hover[i] for i in idx],
                     hoverinfo="text",
                     marker=dict(color=color, size=size, line=dict(color="white", width=1)),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=[above[i] for i in idx],
+                        arrayminus=[below[i] for i in idx],
+                        color=color,
+                        thickness=1.5,
+                        width=4,
+                    ),
                 )
             )
     if xs:
         low, high = math.log10(min(xs)), math.log10(max(xs))
         pad = max(0.15, (high - low) * 0.15)
         fig.update_xaxes(range=[low - pad, high + pad])
-        bottom, top = min(ys), max(ys)
-        margin = max(1.0, (top - bottom) * 0.2)
+        bottom = min(y - b for y, b in zip(ys, below, strict=True))
+        top = max(y + a for y, a in zip(ys, above, strict=True))
+        margin = max(1.0, (top - bottom) * 0.15)
         fig.update_yaxes(range=[bottom - margin, min(100 + margin / 2, top + margin)])
     fig.update_xaxes(type="log", title=title)
-    fig.update_yaxes(title="Validation accuracy (%)")
+    fig.update_yaxes(title="Test accuracy (%, 95% interval)")
     return _layout(fig, legend=BOTTOM_LEGEND, top=30, height=450)
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import asdict
 
 import pandas as pd
 import streamlit as st
 
-from core.records import ModelResult, Progress, Result, Run, RunStatus, ScreenedOut, latency_column
+from core.progress import Progress, clock
+from core.records import ModelResult, NotRun, Result, Run, ScreenedOut, Status, latency_column
 from core.runtimes import ENGINES
+from ui.charts import confusion_figure
 
 
 def run_label(run: Run) -> str:
@@ -24,17 +27,34 @@ def pick_run(runs: list[Run], preferred: int | None, label: str = "Run", describ
     return by_id[where.selectbox(label, list(by_id), index=index, format_func=lambda i: describe(by_id[i]))]
 
 
+def run_summary(run: Run, results: list[Result]) -> str:
+    """The run's state in words, with what did not finish: `done · 1 of 3 failed`."""
+    counts = Counter(result.status for result in results)
+    trouble = [
+        f"{counts[status]} {status}" for status in (Status.FAILED, Status.PARTIAL, Status.NOT_RUN) if counts[status]
+    ]
+    return f"{run.status} · {', '.join(trouble)} of {len(run.models)}" if trouble else str(run.status)
+
+
 def status_lines(run: Run, progress: Progress | None, results: dict[str, Result]) -> None:
     """One line per model of the run: its result, what it is doing, or that it waits."""
     running = run.status.active
     for model in run.models:
         result = results.get(model)
-        if isinstance(result, ModelResult):
-            st.markdown(f":material/check_circle: **{model}**: {result.val_accuracy:.1%} validation accuracy")
+        if isinstance(result, ModelResult) and result.status == Status.PARTIAL:
+            st.markdown(
+                f":material/timelapse: **{model}**: partial, cancelled after {result.epochs_run} of "
+                f"{result.epochs_planned} epochs ({result.test_accuracy:.1%} test accuracy, not recommended)"
+            )
+        elif isinstance(result, ModelResult):
+            improving = " · still improving at the last epoch" if result.still_improving else ""
+            st.markdown(f":material/check_circle: **{model}**: {result.score_text()} test accuracy{improving}")
         elif isinstance(result, ScreenedOut):
             st.markdown(
                 f":material/filter_alt: {model}: screened out at {result.subset_accuracy:.1%} on {result.subset_images} images"
             )
+        elif isinstance(result, NotRun):
+            st.markdown(f":material/block: {model}: not run (the sweep was cancelled first)")
         elif result is not None:
             st.markdown(f":material/error: **{model}**: failed: {result.error}")
         elif progress and model == progress.model and running:
@@ -45,17 +65,28 @@ def status_lines(run: Run, progress: Progress | None, results: dict[str, Result]
             st.markdown(f":material/schedule: {model}: pending")
 
 
-def progress_text(run: Run, progress: Progress | None) -> tuple[float, str]:
-    """The progress bar's fraction and caption."""
+def progress_text(run: Run, progress: Progress | None, results: list[Result]) -> tuple[float, str]:
+    """The progress bar's fraction and caption: where the sweep is and how long it has taken (and will)."""
     if progress is None:
         return 0.0, "0% · starting the worker"
-    fraction = 1.0 if run.status == RunStatus.DONE else progress.fraction
-    phase = f"{progress.phase} · " if progress.phase and run.status.active else ""
-    return fraction, f"{fraction:.0%} · {phase}{progress.model or ''} {progress.stage}"
+    if not run.status.active:
+        return (
+            progress.fraction,
+            f"{progress.fraction:.0%} · {run_summary(run, results)} · {clock(run.updated - run.created)}",
+        )
+    phase = f"{progress.phase} · " if progress.phase else ""
+    return progress.fraction, (
+        f"{progress.fraction:.0%} · {phase}{progress.model or ''} {progress.stage} · {progress.timing_text()}"
+    )
 
 
 RESULT_COLUMNS = [
     "model",
+    "status",
+    "test_accuracy",
+    "test_ci",
+    "balanced_accuracy",
+    "macro_f1",
     "val_accuracy",
     "subset_accuracy",
     "params",
@@ -65,41 +96,65 @@ RESULT_COLUMNS = [
     "throughput_ips",
     "input_size",
     "family",
-    "val_loss",
     "epochs_run",
     "best_epoch",
     "feature_seconds",
     "head_seconds",
 ]
+PERCENT_COLUMNS = ("test_accuracy", "balanced_accuracy", "macro_f1", "val_accuracy", "subset_accuracy")
 
 
 def results_table(results: list[ModelResult]) -> None:
-    """The sortable table of trained models, most accurate first."""
-    table = pd.DataFrame([r.row() for r in results]).reindex(columns=RESULT_COLUMNS)
-    table = table.dropna(axis="columns", how="all").sort_values("val_accuracy", ascending=False)
+    """The sortable table of trained models, most accurate on the test set first."""
+    table = pd.DataFrame([r.row() for r in results])
+    table["test_ci"] = [f"{low:.1%} – {high:.1%}" for low, high in (r.test_accuracy_ci for r in results)]
+    table = table.reindex(columns=RESULT_COLUMNS).dropna(axis="columns", how="all")
+    table = table.sort_values("test_accuracy", ascending=False)
     table["params"] /= 1e6
-    for column in ("val_accuracy", "subset_accuracy"):
+    for column in PERCENT_COLUMNS:
         if column in table:
             table[column] *= 100
     latency_columns = {
         latency_column(engine): st.column_config.NumberColumn(f"{label} (ms)", format="%.1f", help="batch 1, this host")
         for engine, label in ENGINES.items()
     }
+    number = st.column_config.NumberColumn
     st.dataframe(
         table,
         hide_index=True,
         column_config={
-            "val_accuracy": st.column_config.ProgressColumn("accuracy %", format="%.1f", min_value=0, max_value=100),
-            "params": st.column_config.NumberColumn("params (M)", format="%.2f"),
-            "size_mb": st.column_config.NumberColumn("size (MB)", format="%.1f"),
-            "subset_accuracy": st.column_config.NumberColumn("screening %", format="%.1f"),
-            **latency_columns,
-            "throughput_ips": st.column_config.NumberColumn(
-                "images/s (batch 32)", format="%.0f", help="in the runtime used"
+            "test_accuracy": st.column_config.ProgressColumn(
+                "test accuracy %", format="%.1f", min_value=0, max_value=100, help="no choice was made on these images"
             ),
+            "test_ci": st.column_config.TextColumn("95% interval", help="Wilson score interval of the test accuracy"),
+            "balanced_accuracy": number("balanced %", format="%.1f", help="mean recall over classes, test images"),
+            "macro_f1": number("macro-F1 %", format="%.1f", help="on the test images"),
+            "val_accuracy": number("validation %", format="%.1f", help="chose the epoch, so it is optimistic"),
+            "subset_accuracy": number("screening %", format="%.1f"),
+            "params": number("params (M)", format="%.2f"),
+            "size_mb": number("size (MB)", format="%.1f"),
+            **latency_columns,
+            "throughput_ips": number("images/s (batch 32)", format="%.0f", help="in the runtime used"),
             "input_size": "input (px)",
         },
     )
+    for improving in (r for r in results if r.still_improving):
+        st.caption(
+            f":material/trending_up: {improving.model} was still improving at its last epoch "
+            f"({improving.epochs_run}): more epochs may help."
+        )
+
+
+def model_details(result: ModelResult) -> None:
+    """One model's scores on the test images: the figures, the confusion matrix and the per-class table."""
+    st.caption(
+        f"On the {result.test_images:,} test images: {result.score_text()}, balanced accuracy "
+        f"{result.balanced_accuracy:.1%}, macro-F1 {result.macro_f1:.1%}"
+        + (" (class-weighted loss)." if result.class_weighted else ".")
+    )
+    left, right = st.columns(2)
+    left.plotly_chart(confusion_figure(result.confusion, result.classes), key="confusion")
+    per_class_table(result, right)
 
 
 def per_class_table(result: ModelResult, where=st) -> None:

@@ -9,7 +9,7 @@ from core import config
 _DATASET = "dataset"  # the chosen dataset: a folder or zip on the server
 _MODELS = "models"  # the chosen model ids, kept for the Train page
 _RUN_ID = "run_id"  # the run last started or looked at
-_VAL_SPLIT = "val_split"
+_HOLDOUT = "holdout"
 _SEED = "seed"
 MODELS_WIDGET = "models_widget"  # the Models page's multiselect, which owns its own key
 
@@ -42,14 +42,14 @@ def set_run_id(run_id: int) -> None:
     st.session_state[_RUN_ID] = run_id
 
 
-def val_split() -> float:
-    return st.session_state.get(_VAL_SPLIT, config.DEFAULT_VAL_SPLIT)
+def holdout() -> float:
+    return st.session_state.get(_HOLDOUT, config.DEFAULT_HOLDOUT)
 
 
 def seed() -> int:
     return st.session_state.get(_SEED, config.DEFAULT_SEED)
 
 
-def set_split_and_seed(val_split: float, seed: int) -> None:
+def set_holdout_and_seed(holdout: float, seed: int) -> None:
     """The Train page's choices, which the Data page's checks use too."""
-    st.session_state[_VAL_SPLIT], st.session_state[_SEED] = val_split, int(seed)
+    st.session_state[_HOLDOUT], st.session_state[_SEED] = holdout, int(seed)
