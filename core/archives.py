@@ -184,11 +184,14 @@ def sample_dataset(name: str = "cats_and_dogs") -> Path:
     """The folder of a sample dataset (holding `train/` and `validation/`), downloaded once by Keras.
 
     The zip is cached by `keras.utils.get_file` in `$KERAS_HOME/datasets/` and extracted once under
-    `paths.datasets_dir()`.
+    `paths.datasets_dir()`; once extracted, Keras is not imported again.
     """
     if name not in SAMPLE_DATASETS:
         raise ValueError(f"Unknown sample dataset. Expected one of {sorted(SAMPLE_DATASETS)}. Received: name={name!r}")
     sample = SAMPLE_DATASETS[name]
+    dest = paths.datasets_dir() / Path(sample.fname).stem
+    if (dest / _COMPLETE_MARKER).exists():
+        return dest / sample.folder  # extracted before: no need to ask Keras (and load TensorFlow) for the zip
     import keras  # here, not at the top: importing Keras loads TensorFlow, which data loading never needs
 
     try:
@@ -198,8 +201,7 @@ def sample_dataset(name: str = "cats_and_dogs") -> Path:
             f"The sample dataset '{name}' could not be downloaded from {sample.origin} ({error}). "
             f"It is looked for in $KERAS_HOME/datasets/{sample.fname} (KERAS_HOME defaults to ~/.keras)."
         ) from error
-    dest = _extract_once(Path(archive), paths.datasets_dir() / Path(sample.fname).stem)
-    return dest / sample.folder
+    return _extract_once(Path(archive), dest) / sample.folder
 
 
 # ---------------------------------------------------------------------------------------------------

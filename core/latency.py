@@ -38,6 +38,7 @@ from core import paths, runtimes
 from core.features import Extractor
 from core.records import Latency
 from core.runtimes import ENGINES
+from core.train import head_probabilities
 from core.zoo import ModelRef
 
 # Per engine; a sweep times every model in each. Measured with bench/latency.py (see bench/README.md):
@@ -79,10 +80,7 @@ class NumpyHead:
         return cls(rng.standard_normal((feature_dim, classes)).astype(np.float32), np.zeros(classes, np.float32))
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
-        logits = features @ self.kernel + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        np.exp(logits, out=logits)
-        return logits / logits.sum(axis=1, keepdims=True)
+        return head_probabilities(features, self.kernel, self.bias)
 
 
 def measure_latency(

@@ -90,9 +90,7 @@ class TrainedHead:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities (n, classes), float32, as the Keras model computes them at inference."""
-        logits = np.asarray(features, np.float32) @ self.kernel + self.bias
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return exp / exp.sum(axis=1, keepdims=True)
+        return head_probabilities(features, self.kernel, self.bias)
 
     def save(self, path: Path) -> None:
         """Write the Keras file to `path`: a copy of the cached one when there is one (no Keras needed)."""
@@ -102,6 +100,13 @@ class TrainedHead:
             partial.replace(path)
         else:
             self.model.save(path)
+
+
+def head_probabilities(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """The head at inference, as array math: `softmax(features @ kernel + bias)` (dropout does nothing)."""
+    logits = np.asarray(features, np.float32) @ kernel + bias
+    exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return exp / exp.sum(axis=1, keepdims=True)
 
 
 def build_head(feature_dim: int, num_classes: int, dropout: float):

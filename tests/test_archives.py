@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -45,6 +48,19 @@ def test_sample_has_train_and_validation_folders(cats_and_dogs):
 
 def test_sample_is_extracted_once(cats_and_dogs):
     assert archives.sample_dataset("cats_and_dogs") == cats_and_dogs
+
+
+def test_an_extracted_sample_is_found_without_keras(cats_and_dogs):
+    """Once extracted, the sample is returned without importing Keras (and TensorFlow): a fresh process."""
+    code = (
+        "import sys; from core.archives import sample_dataset; print(sample_dataset()); "
+        "print('keras' in sys.modules or 'tensorflow' in sys.modules)"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    completed = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.split() == [str(cats_and_dogs), "False"]
 
 
 def test_unknown_sample_lists_known_names():
