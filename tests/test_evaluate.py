@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from results import model_result, scored_on
 
 from core.evaluate import (
     Scores,
@@ -45,41 +46,16 @@ def _result(
     """A trained model with what the recommendation looks at: its answers on the test images, its parameters and
     its latency (ms in TensorFlow, or by engine)."""
     labels = np.arange(len(right)) % 2
-    predictions = np.where(right, labels, 1 - labels)
-    accuracy = float(right.mean())
     timed = latency if isinstance(latency, dict) else ({} if latency is None else {"tf": latency})
-    return ModelResult(
+    return model_result(
         model=model,
-        family="test",
-        input_size=224,
-        weights="imagenet",
         params=int(params),
         base_params=int(params),
-        feature_dim=8,
         size_mb=round(params * 4 / 1e6, 2),
-        classes=["a", "b"],
-        test_accuracy=accuracy,
-        test_accuracy_ci=list(wilson_interval(int(right.sum()), len(right))),
-        test_images=len(right),
-        balanced_accuracy=accuracy,
-        macro_f1=accuracy,
-        test_labels=labels.tolist(),
-        test_predictions=predictions.tolist(),
-        val_accuracy=accuracy,
-        val_loss=0.3,
-        per_class=[],
-        confusion=[[0, 0], [0, 0]],
-        epochs_run=1,
-        best_epoch=1,
-        epochs_planned=20,
-        class_weighted=False,
-        runtime="tf",
-        runtime_note="",
-        feature_seconds=0.0,
-        features_cached=False,
-        head_seconds=0.0,
-        head_cached=False,
+        **scored_on(labels, np.where(right, labels, 1 - labels)),
+        val_accuracy=float(right.mean()),
         latency={engine: ms and Latency(ms, 1000 / ms) for engine, ms in timed.items()},
+        subset_accuracy=None,
         status=status,
     )
 

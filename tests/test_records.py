@@ -10,6 +10,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+from results import TEST_FIGURES, model_result
 
 from core.progress import Stage
 from core.records import (
@@ -32,51 +33,6 @@ from core.records import (
 )
 from core.report import DataReport, DuplicateGroup, Skipped
 from core.runtimes import ENGINES
-
-# The test-set figures of `model_result`: the confusion [[44, 6], [4, 46]] on 100 test images, image by image.
-TEST_FIGURES = dict(  # the interval: Wilson's for 90 of 100, rounded
-    test_accuracy=0.9,
-    test_accuracy_ci=[0.8256, 0.9448],
-    test_images=100,
-    balanced_accuracy=0.9,
-    macro_f1=0.901,
-    test_labels=[0] * 50 + [1] * 50,
-    test_predictions=[0] * 44 + [1] * 6 + [0] * 4 + [1] * 46,
-)
-
-
-def model_result(**changes) -> ModelResult:
-    """A trained MobileNet:0.25 at 128 px on two classes, run in ONNX Runtime and timed in both engines."""
-    values = dict(
-        model="MobileNet:0.25@128",
-        family="MobileNet",
-        input_size=128,
-        weights="imagenet",
-        params=219_058,
-        base_params=218_544,
-        feature_dim=256,
-        size_mb=0.88,
-        classes=["cat", "dog"],
-        **TEST_FIGURES,
-        val_accuracy=0.9,
-        val_loss=0.25,
-        per_class=[ClassMetrics("cat", 0.92, 0.88, 0.9, 50), ClassMetrics("dog", 0.885, 0.92, 0.902, 50)],
-        confusion=[[44, 6], [4, 46]],
-        epochs_run=12,
-        best_epoch=9,
-        epochs_planned=20,
-        class_weighted=False,
-        runtime="onnx",
-        runtime_note="",
-        feature_seconds=1.5,
-        features_cached=False,
-        head_seconds=0.8,
-        head_cached=True,
-        latency={"tf": Latency(4.2, 310.0), "onnx": Latency(1.1, 950.0)},
-        subset_accuracy=0.88,
-        head_path="/runs/1/MobileNet_0.25_128.keras",
-    )
-    return ModelResult(**{**values, **changes})
 
 
 def through_json(data):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from results import model_result, scored_on
 
 from core.data import Dataset, ImageRecord
-from core.evaluate import wilson_interval
 from core.records import Failed, ModelResult, Result, ScreenedOut, Status
 from core.report import DataReport
 from core.screening import SCREEN_FIRST_ROUND, SCREEN_FIRST_ROUND_MIN_IMAGES, screen, screen_in_rounds
@@ -20,38 +21,15 @@ def _result(model: str, accuracy: float, params: float, test_accuracy: float | N
     where the models' right answers nest: the more accurate gets right every image a less accurate one does) and
     parameters."""
     correct = round((accuracy if test_accuracy is None else test_accuracy) * TEST_IMAGES)
-    labels = [i % 2 for i in range(TEST_IMAGES)]
-    return ModelResult(
+    labels = np.arange(TEST_IMAGES) % 2
+    return model_result(
         model=model,
-        family="test",
-        input_size=224,
-        weights="imagenet",
         params=int(params),
         base_params=int(params),
-        feature_dim=8,
         size_mb=round(params * 4 / 1e6, 2),
-        classes=["a", "b"],
-        test_accuracy=correct / TEST_IMAGES,
-        test_accuracy_ci=list(wilson_interval(correct, TEST_IMAGES)),
-        test_images=TEST_IMAGES,
-        balanced_accuracy=correct / TEST_IMAGES,
-        macro_f1=correct / TEST_IMAGES,
-        test_labels=labels,
-        test_predictions=[label if i < correct else 1 - label for i, label in enumerate(labels)],
+        **scored_on(labels, np.where(np.arange(TEST_IMAGES) < correct, labels, 1 - labels)),
         val_accuracy=accuracy,
-        val_loss=0.3,
-        per_class=[],
-        confusion=[[0, 0], [0, 0]],
-        epochs_run=1,
-        best_epoch=1,
-        epochs_planned=20,
-        class_weighted=False,
-        runtime="tf",
-        runtime_note="",
-        feature_seconds=0.0,
-        features_cached=False,
-        head_seconds=0.0,
-        head_cached=False,
+        subset_accuracy=None,
     )
 
 
