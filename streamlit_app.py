@@ -12,6 +12,8 @@ page = st.navigation(
         st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
         st.Page("pages/compare.py", title="Compare", icon=":material/leaderboard:"),
         st.Page("pages/predict.py", title="Predict", icon=":material/image_search:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/storage.py", title="Storage", icon=":material/storage:"),
     ]
 )
 page.run()

@@ -27,14 +27,15 @@ if __name__ == "__main__":
 
 from core.cli import main  # noqa: E402  (imports no TensorFlow itself)
 
-# The filter process: stdin to stdout, without absl's INFO lines (`I0000 00:00:...  123 file.cc:45] ...`) and its
-# pre-initialisation notice; a line is cut where such a record starts (it may follow a `\r` progress bar).
+# The filter process: stdin to stdout, without absl's INFO lines (`I0000 00:00:...  123 file.cc:45] ...`), its
+# pre-initialisation notice and LiteRT's delegate notice; a line is cut where such a record starts (it may follow a `\r` progress bar).
 _FILTER = r"""
 import re, signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; this ends when its stdin closes
 noise = re.compile(
     rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     rb"|I\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] "
+    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."  # the LiteRT interpreter, on every export
 )
 out = sys.stdout.buffer
 for line in sys.stdin.buffer:

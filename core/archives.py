@@ -1,9 +1,11 @@
 """Files that arrive from outside: zips, folder and image uploads, and sample datasets, all written safely.
 
 Names from an archive or a browser are never trusted as paths: `safe_relative_path` is the one check,
-refusing anything absolute or escaping its destination. Zips are also refused when they hold symbolic
-links, too many entries or too many bytes (declared, or actually written), and extraction goes to a
-staging folder renamed at the end, so a failure leaves nothing behind.
+refusing anything absolute or escaping its destination, and cleaned names never collide. Every size
+limit (`core.config`, per mode) is checked here, on the server: upload bytes, files per folder upload,
+and a zip's entries, total bytes and compression ratio (declared, and counted while streaming each
+member to disk in chunks). Extraction goes to a staging folder renamed at the end, so a failure leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -17,17 +19,19 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
-from core import paths
+from core import config, paths
 from core.errors import DatasetError, UnsafePath
 from core.images import decode_image
 
 _COMPLETE_MARKER = ".transferbench-complete"
 _COPY_CHUNK = 1024**2
+_RATIO_FLOOR = 1024**2  # members expanding to less than this are not held to the compression ratio
 _UNSAFE_NAME_CHARACTERS = re.compile(r"[^\w.\- ]+")
 
 
@@ -85,20 +89,24 @@ def extract_zip(
     zip_path: str | os.PathLike,
     dest: str | os.PathLike,
     *,
-    max_bytes: int = 2 * 1024**3,
+    max_bytes: int | None = None,
     max_files: int = 100_000,
+    max_ratio: float = config.MAX_ZIP_RATIO,
 ) -> Path:
     """Safely extract a zip file into the new folder `dest`, and return `dest`.
 
     Refuses members with absolute paths, paths escaping `dest`, symbolic links, more than `max_files`
-    members, or more than `max_bytes` of content (declared, or actually written). Extraction goes to a
-    temporary folder beside `dest` that is renamed at the end, so a failure leaves nothing behind.
+    members, more than `max_bytes` of content (default: `config.EXTRACTED_BYTES` for the mode; declared,
+    or actually written), or a member over 1 MB expanding more than `max_ratio` times its compressed
+    size. Members are streamed to disk in chunks, never read whole. Extraction goes to a temporary
+    folder beside `dest` that is renamed at the end, so a failure leaves nothing behind.
 
     Raises:
         DatasetError: for a file that is not a zip, or a zip refused as unsafe.
         FileExistsError: when `dest` already exists.
     """
     zip_path, dest = Path(zip_path), Path(dest)
+    max_bytes = config.limit(config.EXTRACTED_BYTES) if max_bytes is None else max_bytes
     if dest.exists():
         raise FileExistsError(f"Cannot extract into an existing folder. Received: dest={dest}")
     try:
@@ -106,7 +114,7 @@ def extract_zip(
     except (zipfile.BadZipFile, OSError):
         raise DatasetError(f"not a zip file: {zip_path.name}") from None
     with archive:
-        members = _checked_members(archive, zip_path.name, max_bytes, max_files)
+        members = _checked_members(archive, zip_path.name, max_bytes, max_files, max_ratio)
         dest.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
         try:
@@ -119,7 +127,7 @@ def extract_zip(
 
 
 def _checked_members(
-    archive: zipfile.ZipFile, name: str, max_bytes: int, max_files: int
+    archive: zipfile.ZipFile, name: str, max_bytes: int, max_files: int, max_ratio: float
 ) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
     """Each member with its safe relative path; a DatasetError for the first unsafe one."""
     infos = archive.infolist()
@@ -132,6 +140,12 @@ def _checked_members(
     for info in infos:
         if stat.S_ISLNK(info.external_attr >> 16):
             raise DatasetError(f"{name}: symbolic link entry refused: {info.filename}")
+        if info.file_size > max(_RATIO_FLOOR, max_ratio * info.compress_size):
+            raise DatasetError(
+                f"{name}: {info.filename} would expand {info.file_size / max(1, info.compress_size):,.0f} times "
+                f"(from {info.compress_size:,} to {info.file_size:,} bytes); the limit is {max_ratio:g} times: "
+                "refused as a possible zip bomb"
+            )
         try:
             relative = safe_relative_path(info.filename)
         except UnsafePath as unsafe:
@@ -212,22 +226,50 @@ def save_zip(name: str, data: bytes) -> Path:
     """Write an uploaded zip to `uploads/<digest>-<name>.zip` (once per content) and return its path."""
     if not name.lower().endswith(".zip"):
         raise DatasetError(f"Expected a .zip file. Received: {name}")
+    check_upload_bytes(name, len(data))
     path = paths.uploads_dir() / f"{hashlib.sha1(data).hexdigest()[:12]}-{_clean(Path(name).name)}"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(data)
+        partial.replace(path)
     return path
 
 
-def save_folder(files: list[tuple[str, bytes]]) -> Path:
+def check_upload_bytes(name: str, size: int) -> None:
+    """Refuse an upload larger than this mode allows (`config.UPLOAD_BYTES`), whatever the browser let through."""
+    most = config.limit(config.UPLOAD_BYTES)
+    if size > most:
+        raise DatasetError(
+            f"{name} is {size / config.MB:,.1f} MB; this app accepts uploads of up to {most / config.MB:g} MB. "
+            f"Received: {size:,} bytes"
+        )
+
+
+def save_folder(files: list[tuple[str, bytes]], listed: int | None = None) -> Path:
     """Write `(relative path, bytes)` pairs of a folder upload under a new folder; return that folder.
 
-    The folder is named after a digest of all names and contents, so uploading the same folder again
-    reuses it (and the feature cache downstream).
+    `listed`: how many files the browser listed, when some may not have arrived (a partial upload is
+    refused, never taken for the whole folder). Names are cleaned without collisions. The folder is named
+    after a digest of all names and contents, so uploading the same folder again reuses it (and the
+    feature cache downstream).
     """
     if not files:
         raise DatasetError("The folder upload holds no files.")
-    checked = sorted((_upload_parts(name), data) for name, data in files)
+    if listed is not None and listed > len(files):
+        raise DatasetError(
+            f"Only {len(files):,} of the {listed:,} files of the folder arrived: the upload was interrupted. "
+            "Upload it again, or zip the folder and upload the .zip (more reliable for large folders)."
+        )
+    most = config.limit(config.FOLDER_FILES)
+    if len(files) > most:
+        raise DatasetError(
+            f"The folder holds {len(files):,} files; a folder upload takes up to {most:,}. Zip the folder and "
+            "upload the .zip instead: one file arrives reliably."
+        )
+    check_upload_bytes("The folder", sum(len(data) for _, data in files))
+    cleaned = _cleaned_paths([name for name, _ in files])
+    checked = sorted(zip(cleaned, (data for _, data in files), strict=True))
     digest = hashlib.sha1()
     for parts, data in checked:
         digest.update("/".join(parts).encode() + b"\0" + hashlib.sha1(data).digest())
@@ -250,13 +292,44 @@ def read_image(name: str, data: bytes) -> Image.Image:
 
 
 def _upload_parts(name: str) -> tuple[str, ...]:
+    """The parts of an uploaded name as a safe relative path (not cleaned yet)."""
     try:
         relative = safe_relative_path(name)
     except UnsafePath as unsafe:
         raise UnsafePath(f"Refused an unsafe file name in the upload: {name!r} ({unsafe})") from None
     if not relative.parts:
         raise UnsafePath(f"Refused an unsafe file name in the upload: {name!r} (no file name)")
-    return tuple(_clean(part) for part in relative.parts)
+    return relative.parts
+
+
+def _cleaned_paths(names: list[str]) -> list[tuple[str, ...]]:
+    """Each uploaded name as cleaned path parts, without collisions.
+
+    A name that cleaning changes and that would then equal another name in its folder (two emoji class
+    folders both becoming `_`) gets a suffix from its original's digest: `_-1f3a9c`. Raises a
+    DatasetError naming the files if two uploaded names still end up as one.
+    """
+    originals = [_upload_parts(name) for name in names]
+    cleaned: dict[tuple[str, ...], tuple[str, ...]] = {(): ()}
+    for level in range(1, max(map(len, originals)) + 1):
+        by_target: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+        for prefix in sorted({parts[:level] for parts in originals if len(parts) >= level}):
+            by_target[(*cleaned[prefix[:-1]], _clean(prefix[-1]))].append(prefix)
+        for target, prefixes in by_target.items():
+            for prefix in prefixes:
+                renamed = len(prefixes) > 1 and _clean(prefix[-1]) != prefix[-1]
+                cleaned[prefix] = (*target[:-1], _suffixed(target[-1], prefix[-1])) if renamed else target
+    result = [cleaned[parts] for parts in originals]
+    if len(set(result)) < len(result):
+        same = sorted(name for name, parts in zip(names, result, strict=True) if result.count(parts) > 1)
+        raise DatasetError(f"These uploaded files would be saved under one name: {same}. Rename them and upload again.")
+    return result
+
+
+def _suffixed(cleaned: str, original: str) -> str:
+    """`cleaned` made unique with a digest of `original`, before its file extension: `_-1f3a9c.jpg`."""
+    stem, dot, extension = cleaned.rpartition(".") if "." in cleaned.strip(".") else (cleaned, "", "")
+    return f"{stem}-{hashlib.sha1(original.encode()).hexdigest()[:6]}{dot}{extension}"
 
 
 def _clean(part: str) -> str:

@@ -4,9 +4,14 @@ python -m core models
 python -m core sweep DATA --models MobileNetV2:0.35,MobileNet:0.25 [--image-size 160] [--epochs 20]
                           [--weights imagenet|none] [--runtime auto|tf|onnx] [--screen [SHARE]]
                           [--screen-keep 2] [--holdout 0.3] [--seed 1337] [--out results.json]
+                          [--executor local|ray] [--address HOST:PORT]
+python -m core export --run RUN --model MODEL --format FORMAT[,FORMAT...]|all [--out FOLDER]  (core/cli_export.py)
+python -m core finetune --run RUN --model MODEL [--epochs 8] [--unfreeze K] [--augment]  (core/cli_finetune.py)
+python -m core storage [--delete ID ...] [--budget GB] [--evict]  (core/cli_storage.py)
 
 A sweep prints the data report (as soon as the data is loaded), then the results and the recommendation,
-on stdout; progress goes to stderr: a bar redrawn in place on a terminal, plain lines otherwise.
+on stdout; progress goes to stderr: a bar redrawn in place on a terminal, plain lines otherwise (both drawn
+by `core/console.py`).
 `python -m core worker RUN` (the app's background worker, `core/worker.py`) is not listed in `--help`.
 """
 
@@ -14,49 +19,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import TextIO
 
 import pandas as pd
 
-from core import config
-from core.evaluate import fastest_text
+from core import cli_export, cli_finetune, cli_storage, config
+from core.console import ProgressView, print_recommendation, print_report, print_results
 from core.progress import Progress, Stage
-from core.records import Failed, ModelResult, NotRun, Recommendation, Result, ScreenedOut, Status, latency_column
+from core.records import ModelResult
 from core.report import DataReport
-from core.runtimes import ENGINES, RUNTIMES
+from core.runtimes import RUNTIMES
 from core.screening import DEFAULT_SCREEN_KEEP, DEFAULT_SCREEN_SHARE
 from core.zoo import WEIGHTS
-
-SKIPPED_SHOWN = 20  # skipped files printed; the --out file lists all of them
-DUPLICATES_SHOWN = 10  # duplicate groups printed
-LOG_LINE_SECONDS = 15.0  # progress in a log: a line per stage and model, within a stage at most this often
-BAR_SECONDS = 0.1  # progress on a terminal: redrawn at most this often within a stage
-BAR_WIDTH = 30
-
-# The results table: these columns of `ModelResult.row()`, in this order, where present. Shares are shown in %.
-RESULT_COLUMNS = (
-    "model",
-    "status",
-    "test_accuracy",
-    "test_95ci",
-    "balanced_accuracy",
-    "macro_f1",
-    "val_accuracy",
-    "params_M",
-    "size_mb",
-    "input_size",
-    "runtime",
-    *(latency_column(engine) for engine in ENGINES),
-    "feature_seconds",
-    "head_seconds",
-)
-PERCENT_COLUMNS = ("test_accuracy", "balanced_accuracy", "macro_f1", "val_accuracy", "test_ci_low", "test_ci_high")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "models":
         return _models()
+    if args.command == "export":
+        return cli_export.run(args)
+    if args.command == "finetune":
+        return cli_finetune.run(args)
+    if args.command == "storage":
+        return cli_storage.run(args)
+    if args.command in ("embed", "neighbours"):
+        from core import cli_embed
+
+        return cli_embed.run(args)
     return _sweep(args)
 
 
@@ -76,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     commands.add_parser("models", help="list the model zoo with weights cache status")
+    cli_export.add_parser(commands)
+    cli_finetune.add_parser(commands)
+    cli_storage.add_parser(commands)
+    from core import cli_embed
+
+    cli_embed.add_parser(commands)
 
     sweep = commands.add_parser(
         "sweep",
@@ -84,7 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("data", help="dataset folder (train/ + validation/ + test/, or one folder per class) or .zip")
     sweep.add_argument("--models", required=True, help="comma-separated ids, e.g. MobileNetV2:0.35,ResNet50")
-    sweep.add_argument("--image-size", type=int, help="input size for every model (default: each model's own)")
+    sweep.add_argument(
+        "--image-size", type=_image_size, help="input size for every model in px (default: each model's own)"
+    )
     sweep.add_argument(
         "--epochs", type=int, default=config.DEFAULT_EPOCHS, help="maximum head epochs (early stopping on val loss)"
     )
@@ -118,18 +111,37 @@ def _parser() -> argparse.ArgumentParser:
     )
     sweep.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     sweep.add_argument(
+        "--executor",
+        choices=("local", "ray"),
+        default="local",
+        help="local: models in turn in this process; ray: each model as a Ray task (pip install -r requirements-ray.txt)",
+    )
+    sweep.add_argument(
+        "--address",
+        help="with --executor ray: a Ray cluster's address, e.g. 10.0.0.5:6379 (default: Ray on this machine)",
+    )
+    sweep.add_argument(
         "--out", type=Path, help="write the data report, results and recommendation as JSON (folders are created)"
     )
     return parser
 
 
+def _image_size(text: str) -> int:
+    """`--image-size`: whole pixels within the bounds of this mode (`config.IMAGE_SIZE_RANGE`)."""
+    low, high = config.limit(config.IMAGE_SIZE_RANGE)
+    if not text.strip().isdigit() or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"expected whole pixels from {low} to {high}. Received: {text}")
+    return int(text)
+
+
 def _worker(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m core worker", description="Run a sweep the app has queued.")
     parser.add_argument("run_id", type=int)
+    parser.add_argument("--finetune", help="a fine-tuning job, as JSON, instead of the run's sweep")
     args = parser.parse_args(argv)
     from core.worker import run_worker
 
-    return run_worker(args.run_id)
+    return run_worker(args.run_id, args.finetune)
 
 
 def _models() -> int:
@@ -148,7 +160,7 @@ def _sweep(args: argparse.Namespace) -> int:
         view.error(problem)
         return 2
     from core.errors import DatasetError
-    from core.store import Store
+    from core.store import Store, StoreError
     from core.sweep import SweepSettings, run_sweep
 
     store = Store()
@@ -175,9 +187,11 @@ def _sweep(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             screen=args.screen,
             screen_keep=args.screen_keep,
+            executor=args.executor,
+            address=args.address,
         )
         outcome = run_sweep(args.data, settings, store=store, on_progress=on_progress)
-    except (ValueError, DatasetError) as error:
+    except (ValueError, DatasetError, StoreError, OSError) as error:
         view.error(str(error))
         return 2
     view.close()
@@ -204,164 +218,12 @@ def _prepare_out(path: Path) -> str | None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return f"--out {path}: cannot create its folder {path.parent}: {error.strerror or error}"
-    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        return f"--out {path}: not writable"
+    existed = path.exists()
+    try:
+        with path.open("a"):  # the real test of writability (permissions, read-only disks), before the sweep
+            pass
+    except OSError as error:
+        return f"--out {path}: not writable: {error.strerror or error}"
+    if not existed:
+        path.unlink()
     return None
-
-
-class ProgressView:
-    """Draws a sweep's progress on `stream`: on a terminal a bar redrawn in place with `\\r`; otherwise (a
-    log, a pipe) plain lines, one at each model and stage, and within a stage at most every
-    `LOG_LINE_SECONDS`."""
-
-    def __init__(self, stream: TextIO):
-        self.stream = stream
-        self.terminal = stream.isatty()
-        self._lock = threading.Lock()  # features may report from decoding threads
-        self._key: tuple | None = None  # (phase, model, stage) last drawn
-        self._text = ""
-        self._time = 0.0
-        self._drawn = 0  # width of the bar on screen; 0: none
-
-    def __call__(self, progress: Progress) -> None:
-        text = describe(progress)
-        key = (progress.phase, progress.index, progress.model, progress.stage)
-        with self._lock:
-            now = time.monotonic()
-            if key == self._key and (text == self._text or now - self._time < self._interval):
-                return
-            self._key, self._text, self._time = key, text, now
-            if self.terminal:
-                filled = int(progress.fraction * BAR_WIDTH)
-                line = f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {progress.fraction:4.0%} {text}"
-                width = shutil.get_terminal_size().columns - 1
-                line = line[:width]
-                self.stream.write(f"\r{line:<{self._drawn}}")
-                self._drawn = len(line)
-            else:
-                self.stream.write(f"[{progress.fraction:4.0%}] {text}\n")
-            self.stream.flush()
-
-    @property
-    def _interval(self) -> float:
-        return BAR_SECONDS if self.terminal else LOG_LINE_SECONDS
-
-    def clear(self) -> None:
-        """Wipe the bar, so that other output starts on a clean line (it is redrawn at the next update)."""
-        with self._lock:
-            if self._drawn:
-                self.stream.write(f"\r{'':<{self._drawn}}\r")
-                self.stream.flush()
-                self._drawn, self._key = 0, None
-
-    def close(self) -> None:
-        """End the bar's line."""
-        with self._lock:
-            if self._drawn:
-                self.stream.write("\n")
-                self.stream.flush()
-                self._drawn = 0
-
-    def error(self, message: str) -> None:
-        self.close()
-        print(f"error: {message}", file=self.stream)
-
-
-def describe(progress: Progress) -> str:
-    """`screening round 1: model 2/3 MobileNet:0.25: training head epoch 3/20`"""
-    if progress.stage in (Stage.LOADING, Stage.DONE, Stage.CANCELLED):
-        return str(progress.stage)
-    phase = f"{progress.phase}: " if progress.phase else ""
-    count = len(progress.models)
-    step = f" {progress.step}" if progress.step else ""
-    where = f"{phase}model {min(progress.index + 1, count)}/{count} {progress.model}: {progress.stage}{step}"
-    return f"{where} ({progress.timing_text()})"
-
-
-def print_report(report: DataReport) -> None:
-    """The data report: counts per class and split, imbalance, skipped files, duplicates, warnings."""
-    counts = pd.DataFrame(report.counts).reindex(report.classes).fillna(0).astype(int)
-    counts["total"] = counts.sum(axis="columns")
-    counts = pd.concat([counts, counts.sum().to_frame("total").T]).rename_axis("class")
-    print(f"Data: {len(report.classes)} classes ({report.layout})")
-    print(counts.to_string())
-    print(f"Imbalance: {report.imbalance:.2f}x (largest / smallest class in train)")
-    if report.skipped:
-        print(f"Skipped {len(report.skipped)} file(s):")
-        for skipped in report.skipped[:SKIPPED_SHOWN]:
-            print(f"  {skipped.path}: {skipped.reason}")
-        if len(report.skipped) > SKIPPED_SHOWN:
-            print(f"  ... and {len(report.skipped) - SKIPPED_SHOWN} more (--out lists them all)")
-    if report.duplicates:
-        leaks = sum(group.leakage for group in report.duplicates)
-        print(f"Duplicates: {len(report.duplicates)} group(s) of byte-identical images, {leaks} across splits:")
-        for group in report.duplicates[:DUPLICATES_SHOWN]:
-            print(f"  {'LEAKAGE ' if group.leakage else ''}{', '.join(group.paths)}")
-        if len(report.duplicates) > DUPLICATES_SHOWN:
-            print(f"  ... and {len(report.duplicates) - DUPLICATES_SHOWN} more group(s) (--out lists them all)")
-    for warning in report.warnings:
-        print(f"Warning: {warning}")
-    print()
-
-
-def results_table(results: list[Result]) -> pd.DataFrame | None:
-    """The trained models as a table of `ModelResult.row()` columns, best first; None when there are none."""
-    trained = [r for r in results if isinstance(r, ModelResult)]
-    if not trained:
-        return None
-    table = pd.DataFrame([r.row() for r in trained]).sort_values("test_accuracy", ascending=False)
-    for column in PERCENT_COLUMNS:
-        table[column] = (table[column].astype(float) * 100).round(1)
-    table["test_95ci"] = [
-        f"{low:.1f}-{high:.1f}" for low, high in zip(table.test_ci_low, table.test_ci_high, strict=True)
-    ]
-    table["params_M"] = (table["params"] / 1e6).round(2)
-    latencies = [latency_column(engine) for engine in ENGINES]
-    table[latencies] = table[latencies].astype(float).round(2)
-    if (table["status"] == Status.OK).all():
-        table = table.drop(columns="status")
-    return table[[column for column in RESULT_COLUMNS if column in table]].dropna(axis="columns", how="all")
-
-
-def print_results(results: list[Result]) -> None:
-    table = results_table(results)
-    if table is not None:
-        print(table.to_string(index=False))
-    for note in (r for r in results if isinstance(r, ModelResult) and r.runtime_note):
-        print(f"{note.model} ran in TensorFlow: {note.runtime_note}")
-    for result in results:
-        if isinstance(result, ModelResult) and result.status == Status.PARTIAL:
-            print(
-                f"PARTIAL {result.model}: cancelled after {result.epochs_run} of {result.epochs_planned} epochs; "
-                "not recommended"
-            )
-        elif isinstance(result, ModelResult) and result.still_improving:
-            print(f"{result.model} was still improving at its last epoch ({result.epochs_run}): more epochs may help")
-        elif isinstance(result, NotRun):
-            print(f"NOT RUN {result.model}: the sweep was cancelled before it started")
-        elif isinstance(result, ScreenedOut):
-            print(
-                f"screened out {result.model}: {result.subset_accuracy:.1%} on a screening subset of "
-                f"{result.subset_images} images"
-            )
-        elif isinstance(result, Failed):
-            print(f"FAILED {result.model}: {result.error}")
-
-
-def print_recommendation(recommendation: Recommendation, results: list[Result]) -> None:
-    print(f"\nRecommendation: {recommendation.model}\n{recommendation.reason}")
-    for engine in ENGINES:
-        if fastest := fastest_text(recommendation, results, engine):
-            print(fastest)
-    screening = recommendation.screening
-    if screening is None:
-        return
-    for number, round_ in enumerate(screening.rounds, start=1):
-        print(
-            f"Screening round {number}: {len(round_.finalists)} of {len(round_.models)} kept on {round_.images} "
-            f"images (margin {round_.margin:.1%}): {', '.join(round_.finalists)}"
-        )
-    if screening.winner_changed:
-        print(
-            f"Note: on the screening subset {screening.screened_winner} ranked first; on all images, {recommendation.model} wins."
-        )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
 HOSTED_ENV = "TRANSFERBENCH_HOSTED"
+T = TypeVar("T")
 
 # Defaults of a sweep, shared by the engine, the command line and the app.
 DEFAULT_SEED = 1337
@@ -18,7 +20,26 @@ HOSTED_MAX_UPLOAD_MB = 50
 HOSTED_MAX_IMAGES = 1000
 HOSTED_MAX_PARAMS = 5_000_000  # models above this are hidden in hosted mode
 
+# Limits on what arrives from outside, enforced on the server (the browser's own checks can be bypassed).
+# Each pair is (on your own machine, in hosted mode); `limit` picks the one for the current mode.
+MB = 1024**2
+UPLOAD_BYTES = (200 * MB, HOSTED_MAX_UPLOAD_MB * MB)  # one upload (a zip, a folder, images): .streamlit's maxUploadSize
+EXTRACTED_BYTES = (2 * 1024 * MB, 400 * MB)  # a zip's content once extracted: well below a hosted app's memory
+MAX_ZIP_RATIO = 100  # a zip member may expand to at most this many times its compressed size (above 1 MB)
+IMAGE_FILE_BYTES = (200 * MB, 20 * MB)  # one image file: larger ones are skipped unread
+IMAGE_PIXELS = (89_478_485, 40_000_000)  # one image's canvas, from its header, before any pixel is decoded
+DECODE_MAX_SIDE = 1024  # uploads and thumbnails are kept at most this many px per side (JPEGs decoded scaled)
+FOLDER_FILES = (2000, 1000)  # files in one folder upload: larger folders arrive more reliably as one zip
+IMAGE_SIZE_RANGE = ((32, 1024), (32, 512))  # a model's input size in px, from `--image-size`, settings or a model id
+STORE_WAIT_SECONDS = 120.0  # a sweep waits this long for a locked store before giving up on one write
+APP_STORE_WAIT_SECONDS = 5.0  # a page waits this long, then says the store is busy
+
 
 def hosted() -> bool:
     """True when running as a shared hosted app (`TRANSFERBENCH_HOSTED=1`): no server paths, tighter caps."""
     return os.environ.get(HOSTED_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def limit(pair: tuple[T, T]) -> T:
+    """The value of a `(local, hosted)` limit for the current mode."""
+    return pair[1] if hosted() else pair[0]

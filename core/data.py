@@ -14,6 +14,7 @@ import hashlib
 import os
 import random
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,7 @@ def load_dataset(
     holdout: float = DEFAULT_HOLDOUT,
     seed: int = DEFAULT_SEED,
     max_images: int | None = None,
+    on_check: Callable[[int, int], None] | None = None,
 ) -> Dataset:
     """Find, validate and split the image dataset in a folder or a `.zip` file.
 
@@ -84,6 +86,7 @@ def load_dataset(
             it is taken from `train/` for validation. Ignored when every split has its folder.
         seed: seed of the splits and of the `max_images` subset.
         max_images: keep a seeded subset of at most this many images, in proportion per class and split.
+        on_check: called with (files checked, files) as the files are checked, in parallel threads.
 
     Raises:
         ValueError: for an argument out of range.
@@ -100,7 +103,7 @@ def load_dataset(
     classes, folders = _class_folders(root, split_folders)
     groups = {key: _image_files(folder) for key, folder in folders.items()}
 
-    digests, problems = inspect_all([path for paths in groups.values() for path in paths])
+    digests, problems = inspect_all([path for paths in groups.values() for path in paths], on_check)
     usable = {key: [path for path in paths if path in digests] for key, paths in groups.items()}
     for (split, label), folder in folders.items():
         needed = _images_needed(split, split_folders)

@@ -3,7 +3,8 @@
 Every model of one input size reads the same pixels: one raw uint8 file of all images (in the order
 of `Dataset.images`) in the dataset's cache folder. The first request for a size starts decoding in threads at
 once, so the pixels are being prepared while the model is still built (weights loaded, graph exported),
-and a reader follows the decoding batch by batch instead of waiting for all of it.
+and a reader follows the decoding batch by batch instead of waiting for all of it. A reader that is
+cancelled stops the decoding too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from core import paths
 from core.data import Dataset
 from core.errors import ImageProblem
 from core.images import load_image
+from core.progress import Cancelled
 
 DECODE_THREADS = min(4, os.cpu_count() or 1)
 _AHEAD = 64  # images submitted to the decoding threads ahead of the one being written
@@ -42,6 +44,7 @@ class DecodedImages:
         self._changed = threading.Condition()
         self._done = self.count if self.complete else 0  # images written so far
         self._error: BaseException | None = None
+        self._stopping = False  # set by `stop`: the decoding thread ends at the next image
         self._partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.partial")
         if self._done < self.count:  # the partial file exists before any reader looks for it
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,10 +56,11 @@ class DecodedImages:
         """True when every image is in the file (decoded by this process or an earlier one)."""
         return self.path.exists() and self.path.stat().st_size == self.count * self._item_bytes
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int, should_stop: Callable[[], bool] | None = None) -> Iterator[np.ndarray]:
         """Every image in order, in batches, as soon as each batch is decoded.
 
-        Raises the decoding's error (say, an image that became unreadable) at the batch it reached.
+        Raises the decoding's error (say, an image that became unreadable) at the batch it reached, and
+        `Cancelled` (after stopping the decoding) when `should_stop()` is true before a batch.
         """
         with self._changed:  # the file to follow: the partial one is renamed or removed only under this lock
             if self._error is not None:
@@ -64,6 +68,9 @@ class DecodedImages:
             file = open(self.path if self._done == self.count else self._partial, "rb")  # noqa: SIM115 (the with below)
         with file:
             for start in range(0, self.count, batch_size):
+                if should_stop is not None and should_stop():
+                    self.stop()
+                    raise Cancelled(f"cancelled at image {start} of {self.count}")
                 end = min(self.count, start + batch_size)
                 with self._changed:
                     self._changed.wait_for(lambda end=end: self._done >= end or self._error is not None)
@@ -72,6 +79,11 @@ class DecodedImages:
                 file.seek(start * self._item_bytes)  # this reader's own file handle: portable, unlike os.pread
                 data = file.read((end - start) * self._item_bytes)
                 yield np.frombuffer(data, np.uint8).reshape(end - start, self.size, self.size, 3)
+
+    def stop(self) -> None:
+        """Stop decoding (when it is not finished): the partial file is removed, and the next request
+        for these images starts over."""
+        self._stopping = True
 
     @property
     def usable(self) -> bool:
@@ -83,12 +95,16 @@ class DecodedImages:
         try:
             with partial as file, ThreadPoolExecutor(DECODE_THREADS) as pool:
                 pending: deque = deque()
-                for path in self._paths:
-                    pending.append(pool.submit(_load, path, self.size))
-                    if len(pending) > _AHEAD:
+                try:
+                    for path in self._paths:
+                        pending.append(pool.submit(_load, path, self.size))
+                        if len(pending) > _AHEAD:
+                            self._write(file, pending.popleft().result())
+                    while pending:
                         self._write(file, pending.popleft().result())
-                while pending:
-                    self._write(file, pending.popleft().result())
+                except BaseException:
+                    pool.shutdown(cancel_futures=True)  # the images queued ahead are not decoded for nothing
+                    raise
         except BaseException as error:  # reported to the reader at the image it stopped on
             with self._changed:
                 self._partial.unlink(missing_ok=True)
@@ -96,6 +112,8 @@ class DecodedImages:
                 self._changed.notify_all()
 
     def _write(self, file, image: np.ndarray) -> None:
+        if self._stopping:
+            raise Cancelled(f"decoding stopped at image {self._done} of {self.count}")
         file.write(image.tobytes())
         with self._changed:
             self._done += 1

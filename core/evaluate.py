@@ -79,6 +79,19 @@ def mcnemar_p(first_right: np.ndarray, second_right: np.ndarray) -> float:
     return min(1.0, 2 * tail / 2**discordant)
 
 
+def paired_difference_interval(first_right: np.ndarray, second_right: np.ndarray, z: float = Z_95) -> list[float]:
+    """The 95% interval of accuracy(second) - accuracy(first) on the same images (Wald, for paired
+    proportions: only the images exactly one of them gets right carry the difference)."""
+    n = len(first_right)
+    if n == 0:
+        return [-1.0, 1.0]
+    only_first = int(np.sum(first_right & ~second_right))
+    only_second = int(np.sum(~first_right & second_right))
+    difference = (only_second - only_first) / n
+    half = z * math.sqrt(max(0.0, only_first + only_second - (only_second - only_first) ** 2 / n)) / n
+    return [max(-1.0, difference - half), min(1.0, difference + half)]
+
+
 def images_to_resolve(first_right: np.ndarray, second_right: np.ndarray) -> int | None:
     """About how many test images would make the observed difference between two models significant at
     5% (McNemar's chi-square reaching 3.84), if the rates of disagreement held; None when they never differ

@@ -3,12 +3,15 @@
 A frozen base computes the same features every epoch, so they are computed once and the head trains on
 them. Images are decoded and resized once per input size for the whole sweep (`core.decoded`), starting
 while the model is still being built, and features are saved per model, weights and input size under a
-fingerprint of the dataset's contents.
+fingerprint of the dataset's contents, written atomically; a damaged cache file is discarded and computed
+again. Cancel is checked between batches.
 """
 
 from __future__ import annotations
 
+import os
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -22,9 +25,12 @@ from core.decoded import decoded_images
 from core.images import load_image
 from core.progress import Stage
 from core.runtimes import RUNTIMES, FrozenBase, Runtime, make_runtime
+from core.stream import PixelStream
 from core.zoo import ModelRef
 
+_CACHED_ARRAYS = ("features", "labels", "seconds", "runtime", "runtime_note")
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
+FLOAT16_FROM_BYTES = 64 * 1024**2  # features larger than this as float32 are kept as float16 on disk (half the size)
 CALIBRATION_IMAGES = 8  # the user's images that an exported graph must reproduce TensorFlow's features on
 
 # Progress callback: (stage, done, total); the stage is `Stage.EXTRACTING`, or `Stage.DECODING` while the
@@ -47,6 +53,7 @@ class FeatureSet:
     runtime: str  # what computed them: "tf" or "onnx"
     runtime_note: str  # why ONNX was not used, when it was asked for ("" otherwise)
     path: Path  # the cache file
+    device: str = "CPU"  # where the forward pass ran: "CPU", or TensorFlow's "GPU"
 
 
 class Extractor:
@@ -76,7 +83,12 @@ class Extractor:
             calibration = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
         else:
             calibration = np.stack([load_image(r.path, self.size) for r in self.dataset.train[:CALIBRATION_IMAGES]])
-        return make_runtime(self.base, self.requested, calibration, paths.onnx_graph(self.ref.stem))
+        graph = paths.onnx_graph(self.ref.stem)
+        runtime = make_runtime(self.base, self.requested, calibration, graph)
+        if runtime.fallback_reason and runtime.parity is None and graph.exists():
+            graph.unlink()  # a cached graph that cannot even be loaded and run is damaged: export it again
+            runtime = make_runtime(self.base, self.requested, calibration, graph)
+        return runtime
 
     @property
     def graph_exported(self) -> bool:
@@ -95,21 +107,35 @@ class Extractor:
         return paths.features(self.dataset.fingerprint, self.ref.stem, self.requested)
 
 
-def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress | None = None) -> FeatureSet:
-    """Features of every image, from the cache when this exact set was computed before."""
-    path, sizes = extractor.cache_path, (len(dataset.train), len(dataset.validation))
-    if path.exists():
-        with np.load(path) as saved:
-            arrays = {key: saved[key] for key in saved.files}
-        return _split(arrays, sizes, path, cached=True)
+def extract_features(
+    dataset: Dataset,
+    extractor: Extractor,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    keep_pixels: bool = True,
+) -> FeatureSet:
+    """Features of every image, from the cache when this exact set was computed before.
 
-    images = decoded_images(dataset, extractor.size)  # decoding starts now, while the model is built
+    With `keep_pixels`, the decoded images are kept in a file for the next model of the same size
+    (`core.decoded`); otherwise they are streamed from the decoding threads to the forward pass and dropped
+    (`core.stream`), unless that file is already there. Features of many images (over `FLOAT16_FROM_BYTES`
+    as float32) are cached as float16 and read back as float32, the same values either way.
+    Raises `Cancelled` when `should_stop()` turns true (checked before each batch); the decoding of the
+    images stops too, and nothing is cached.
+    """
+    path, sizes = extractor.cache_path, (len(dataset.train), len(dataset.validation))
+    if (cached := _read_cache(path, len(dataset.images))) is not None:
+        return _split(cached, sizes, path, cached=True)
+
+    kept = keep_pixels or paths.decoded_images(dataset.fingerprint, extractor.size).exists()
+    # decoding starts now, while the model is built
+    images = decoded_images(dataset, extractor.size) if kept else PixelStream(dataset, extractor.size)
     stage = Stage.EXTRACTING if images.complete else Stage.DECODING
     runtime = extractor.runtime
     labels = np.array([r.label for r in dataset.images], np.int32)
     features: np.ndarray | None = None
     done, seconds = 0, 0.0
-    for batch in images.batches(BATCH_SIZE):
+    for batch in images.batches(BATCH_SIZE, should_stop):
         started = time.perf_counter()
         output = runtime(batch)
         seconds += time.perf_counter() - started
@@ -119,23 +145,45 @@ def extract_features(dataset: Dataset, extractor: Extractor, progress: Progress 
         done += len(batch)
         if progress:
             progress(stage, done, len(labels))
+    if features.nbytes > FLOAT16_FROM_BYTES:
+        features = features.astype(np.float16)
     arrays = dict(
         features=features,
         labels=labels,
         seconds=seconds,
         runtime=runtime.name,
         runtime_note=runtime.fallback_reason or "",
+        device=runtime.device,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
-    np.savez(partial, **arrays)
-    partial.replace(path)
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")  # one per process: never shared
+    try:
+        np.savez(partial, **arrays)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return _split(arrays, sizes, path, cached=False)
+
+
+def _read_cache(path: Path, count: int) -> dict | None:
+    """The cached arrays for `count` images, or None when there are none; a damaged file is removed."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as saved:
+            arrays = {key: saved[key] for key in _CACHED_ARRAYS}
+            arrays["device"] = saved["device"] if "device" in saved.files else "CPU"  # cached before devices
+        if arrays["features"].ndim == 2 and len(arrays["features"]) == len(arrays["labels"]) == count:
+            return arrays
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass
+    path.unlink(missing_ok=True)  # truncated, unreadable or for other images: computed again
+    return None
 
 
 def _split(arrays: dict, sizes: tuple[int, int], path: Path, cached: bool) -> FeatureSet:
     """The saved arrays cut into train, validation and test (`sizes`: how many train and validation)."""
-    features, labels = arrays["features"], arrays["labels"]
+    features, labels = arrays["features"].astype(np.float32, copy=False), arrays["labels"]
     train, validation = sizes
     return FeatureSet(
         features[:train],
@@ -149,4 +197,5 @@ def _split(arrays: dict, sizes: tuple[int, int], path: Path, cached: bool) -> Fe
         runtime=str(arrays["runtime"]),
         runtime_note=str(arrays["runtime_note"]),
         path=path,
+        device=str(arrays["device"]),
     )

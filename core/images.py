@@ -12,30 +12,42 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core import config
 from core.errors import ImageProblem
 
 MIN_IMAGE_SIDE = 16
+_DECODE_DRAFT = (config.DECODE_MAX_SIDE, config.DECODE_MAX_SIDE)
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open, validate and fully decode an image as RGB, with its EXIF orientation applied.
+    """Open, validate and decode an image as RGB, with its EXIF orientation applied.
+
+    Files over `config.IMAGE_FILE_BYTES` are not read and canvases over `config.IMAGE_PIXELS` not decoded;
+    the image is kept at most `config.DECODE_MAX_SIDE` px per side (a JPEG is decoded at a reduced scale).
 
     Raises:
         ImageProblem: when the file is unusable; `.reason` says why.
     """
-    return _decoded_rgb(_read(Path(path)), draft_size=None)
+    return _bounded(_decoded_rgb(_read(Path(path)), draft_size=_DECODE_DRAFT))
 
 
 def decode_image(data: bytes) -> Image.Image:
     """`open_image` for bytes already in memory (an upload)."""
-    return _decoded_rgb(data, draft_size=None)
+    _check_bytes(len(data))
+    return _bounded(_decoded_rgb(data, draft_size=_DECODE_DRAFT))
+
+
+def _bounded(image: Image.Image) -> Image.Image:
+    """The image shrunk (bilinear, aspect kept) to at most `config.DECODE_MAX_SIDE` px per side."""
+    image.thumbnail(_DECODE_DRAFT, Image.Resampling.BILINEAR)
+    return image
 
 
 def load_image(path: str | os.PathLike, size: int) -> np.ndarray:
@@ -74,10 +86,20 @@ def _decoded_rgb(data: bytes, draft_size: tuple[int, int] | None) -> Image.Image
 
 
 def _read(path: Path) -> bytes:
+    """The file's bytes, unless it is larger than an image file may be (then it is not read)."""
     try:
+        _check_bytes(path.stat().st_size)
         return path.read_bytes()
     except OSError as error:
         raise ImageProblem(f"unreadable: {error.strerror or error}") from None
+
+
+def _check_bytes(size: int) -> None:
+    most = config.limit(config.IMAGE_FILE_BYTES)
+    if size > most:
+        raise ImageProblem(
+            f"too large: {size / config.MB:,.1f} MB (the limit for one image is {most / config.MB:g} MB)"
+        )
 
 
 def _open(data: bytes) -> Image.Image:
@@ -96,6 +118,12 @@ def _open(data: bytes) -> Image.Image:
         raise ImageProblem(f"corrupt image: {error}") from None
     if min(image.size) < MIN_IMAGE_SIDE:
         raise ImageProblem(f"too small: {image.width}x{image.height} px (minimum {MIN_IMAGE_SIDE} px per side)")
+    most = config.limit(config.IMAGE_PIXELS)
+    if image.width * image.height > most:
+        raise ImageProblem(
+            f"too large: {image.width}x{image.height} px ({image.width * image.height / 1e6:.0f} megapixels; "
+            f"the limit is {most / 1e6:.0f}), refused before decoding"
+        )
     return image
 
 
@@ -148,10 +176,21 @@ def _inspect_file(path: Path) -> str | ImageProblem:
     return hashlib.sha1(data).hexdigest()
 
 
-def inspect_all(paths: list[Path]) -> tuple[dict[Path, str], dict[Path, str]]:
-    """Check every file in threads (Pillow and hashlib release the GIL): (digests, problem reasons)."""
+CHECK_PROGRESS_EVERY = 500  # files between two calls of `inspect_all`'s `on_checked`
+
+
+def inspect_all(
+    paths: list[Path], on_checked: Callable[[int, int], None] | None = None
+) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Check every file in threads (Pillow and hashlib release the GIL): (digests, problem reasons).
+
+    `on_checked(done, total)` is called every `CHECK_PROGRESS_EVERY` files and at the end."""
+    results = []
     with _refusing_bombs(), ThreadPoolExecutor() as pool:
-        results = list(pool.map(_inspect_file, paths))
+        for result in pool.map(_inspect_file, paths):
+            results.append(result)
+            if on_checked and (len(results) % CHECK_PROGRESS_EVERY == 0 or len(results) == len(paths)):
+                on_checked(len(results), len(paths))
     digests = {path: result for path, result in zip(paths, results, strict=True) if isinstance(result, str)}
     problems = {
         path: result.reason for path, result in zip(paths, results, strict=True) if isinstance(result, ImageProblem)

@@ -119,11 +119,20 @@ def known_latencies(ref: ModelRef) -> dict[str, Latency | None]:
     back to TensorFlow) maps to None; an engine never tried is absent."""
     cached = _read()
     found = {engine: cached[_key(ref, engine)] for engine in ENGINES if _key(ref, engine) in cached}
-    return {
-        engine: value and Latency.from_dict(value)
-        for engine, value in found.items()
-        if value is None or isinstance(value, dict)
-    }
+    known = {engine: _latency(value) for engine, value in found.items()}
+    return {engine: latency for engine, latency in known.items() if latency or found[engine] is None}
+
+
+def _latency(value: Any) -> Latency | None:
+    """A cached entry as a Latency; None for a damaged one (it is then measured again and rewritten)."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        latency = Latency.from_dict(value)
+        float(latency.ms), float(latency.images_per_second)
+    except (TypeError, ValueError):
+        return None
+    return latency
 
 
 def model_latency(extractor: Extractor, head: Any = None) -> dict[str, Latency | None]:

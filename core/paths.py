@@ -9,10 +9,13 @@ only through `file_stem`.
         datasets/<name>/                     extracted zips and sample datasets
         uploads/                             uploaded zips and folders
         cache/latency.json                   latencies measured on this host
+        cache/in-use/<pid>-<start>.json      a running sweep's in-use marker (core.storage)
+        settings.json                        disk budget, executor, Ray address (core.storage)
         cache/graphs/<stem>.onnx             exported frozen bases, per host
         cache/<fingerprint>/images-<size>.u8 decoded images of one dataset at one size
         cache/<fingerprint>/features/<stem>-<runtime>.npz  (+ trained heads beside them)
         runs/<run id>/<model stem>.keras     each run's trained heads, and worker.log
+        runs/<run id>/exports/<model stem>/  a model exported in every format, with its model card
 """
 
 from __future__ import annotations
@@ -90,6 +93,21 @@ def run_dir(run_id: int) -> Path:
 def run_head(run_id: int, model_id: str) -> Path:
     """The head a run trained for `model_id`."""
     return run_dir(run_id) / f"{file_stem(model_id)}.keras"
+
+
+def exports(run_id: int, model_id: str) -> Path:
+    """Where a run's model is exported by default: one folder per model."""
+    return run_dir(run_id) / "exports" / file_stem(model_id)
+
+
+def settings_file() -> Path:
+    """Settings kept between sessions (the disk budget, the executor): JSON, written by `core.storage`."""
+    return home() / "settings.json"
+
+
+def leases_dir() -> Path:
+    """In-use markers: one JSON file per running sweep, naming the cache folders it uses (`core.storage`)."""
+    return cache_dir() / "in-use"
 
 
 def worker_log(run_id: int) -> Path:

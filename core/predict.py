@@ -1,4 +1,5 @@
-"""Predictions from a trained run: a stored head on its frozen base, and ImageNet labels from a full top."""
+"""Predictions from a trained run: a stored head on its frozen base (or a fine-tuned model's complete
+network), and ImageNet labels from a full top."""
 
 from __future__ import annotations
 
@@ -31,8 +32,23 @@ class Classifier:
         return np.asarray(self.head(self.base(batch), training=False))
 
 
-def load_classifier(run_id: int, model: str, store: Store | None = None) -> Classifier:
-    """The classifier trained for `model` in run `run_id`."""
+@dataclass
+class CompleteClassifier:
+    """A complete model (uint8 images in, probabilities out): how a fine-tuned result predicts."""
+
+    model: str
+    classes: list[str]
+    network: object  # keras.Model
+    size: int
+
+    def predict(self, images: list[Image.Image]) -> np.ndarray:
+        """Class probabilities, shape (len(images), len(classes)), for RGB images of any size."""
+        batch = np.stack([resized(image, self.size) for image in images])
+        return np.asarray(self.network(batch, training=False))
+
+
+def load_classifier(run_id: int, model: str, store: Store | None = None) -> Classifier | CompleteClassifier:
+    """The classifier trained for `model` in run `run_id`: its complete model when it has one (fine-tuned)."""
     import keras
 
     results = {r.model: r for r in (store or Store()).results(run_id)}
@@ -40,7 +56,10 @@ def load_classifier(run_id: int, model: str, store: Store | None = None) -> Clas
     if not isinstance(result, ModelResult):
         trained = sorted(name for name, r in results.items() if isinstance(r, ModelResult))
         raise ValueError(f"Run {run_id} has no trained model {model!r}. Trained: {trained}")
-    base = FrozenBase(ModelRef.parse(model, result.input_size, result.weights))
+    if result.model_path:
+        network = keras.saving.load_model(result.model_path)
+        return CompleteClassifier(model, result.classes, network, result.input_size)
+    base = FrozenBase(ModelRef.parse(result.network, result.input_size, result.weights))
     return Classifier(model, result.classes, base, keras.models.load_model(result.head_path))
 
 

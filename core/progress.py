@@ -12,6 +12,10 @@ from enum import StrEnum
 from typing import Any
 
 
+class Cancelled(Exception):
+    """Raised where a sweep stops between batches because Cancel was pressed."""
+
+
 class Stage(StrEnum):
     """Where a sweep is, in the order a model goes through them."""
 
@@ -21,6 +25,7 @@ class Stage(StrEnum):
     EXTRACTING = "extracting features"
     TRAINING = "training head"
     TIMING = "measuring latency"
+    FINE_TUNING = "fine-tuning"  # a fine-tuning job: `epoch` of `epochs`, `done` of `total` batches within it
     DONE = "done"
     CANCELLED = "cancelled"
 
@@ -82,6 +87,8 @@ class Progress:
 
     def _phase_fraction(self) -> float:
         """Completion of the current phase: each model an equal share, split across its stages."""
+        if self.stage == Stage.FINE_TUNING:
+            return min(1.0, (max(0, self.epoch - 1) + (self.done / self.total if self.total else 0)) / self.epochs)
         if self.model in self.finished:  # between two models: the one just finished counts whole, in `finished`
             return min(1.0, len(self.finished) / max(1, len(self.models)))
         stage = Stage.EXTRACTING if self.stage == Stage.DECODING else self.stage
@@ -99,7 +106,7 @@ class Progress:
     @property
     def step(self) -> str:
         """How far the current stage is, in words: `epoch 3/20`, `480/3000 images`, or ''."""
-        if self.stage == Stage.TRAINING:
+        if self.stage in (Stage.TRAINING, Stage.FINE_TUNING):
             return f"epoch {self.epoch}/{self.epochs}"
         return f"{self.done}/{self.total} images" if self.total else ""
 

@@ -80,6 +80,28 @@ class ClassMetrics:
     support: int
 
 
+@dataclass(frozen=True)
+class FineTuning:
+    """How a fine-tuned model was made from a frozen one, and what it gained on the same test images."""
+
+    source: str  # the frozen model's id (its result in the same run)
+    unfreeze: int | None  # convolution layers of the base trained, from the top; None: all of them
+    layers_trained: int  # what that came to in this base
+    learning_rate: float
+    epochs_planned: int
+    augment: dict[str, float | bool]  # flip, rotation, zoom, contrast
+    seconds_per_epoch: float
+    frozen_accuracy: float  # the source's test accuracy
+    lift: float  # test accuracy minus the source's, on the same images
+    lift_ci: list[float]  # 95% interval of the paired difference
+    p_value: float  # McNemar, fine-tuned vs frozen on the test images
+    kept_frozen: bool  # no epoch beat the frozen model on validation: these are its weights
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FineTuning:
+        return cls(**_known(cls, data))
+
+
 @dataclass
 class ModelResult:
     """A model trained on the training set, its epoch chosen on the validation set, and scored on the test set.
@@ -123,6 +145,14 @@ class ModelResult:
     subset_accuracy: float | None = None  # a screening finalist's accuracy on the screening subset
     head_path: str | None = None
     status: Status = Status.OK
+    model_path: str | None = None  # the complete model (base and head) as one Keras file, when fine-tuned
+    fine_tuning: FineTuning | None = None
+    device: str = "CPU"  # where the forward pass that computed the features ran
+
+    @property
+    def network(self) -> str:
+        """The zoo model id this result's network was built from (the frozen source of a fine-tuned one)."""
+        return self.fine_tuning.source if self.fine_tuning else self.model
 
     @property
     def test_right(self) -> np.ndarray:
@@ -152,9 +182,14 @@ class ModelResult:
 
     def row(self) -> dict[str, Any]:
         """One flat table row: scalars only, a latency and a throughput column per engine."""
-        nested = ("per_class", "confusion", "classes", "latency", "test_labels", "test_predictions", "test_accuracy_ci")
+        nested = (
+            *("per_class", "confusion", "classes", "latency", "test_labels", "test_predictions", "test_accuracy_ci"),
+            "fine_tuning",
+        )
         row = {key: value for key, value in asdict(self).items() if key not in nested}
         row["test_ci_low"], row["test_ci_high"] = self.test_accuracy_ci
+        tuned = self.fine_tuning
+        row["lift"], row["lift_ci_low"], row["lift_ci_high"] = (tuned.lift, *tuned.lift_ci) if tuned else (None,) * 3
         for engine in ENGINES:
             timed = self.latency.get(engine)
             row[latency_column(engine)] = timed and timed.ms
@@ -172,6 +207,7 @@ class ModelResult:
                 if data.get(latency_column(engine)) is not None
             }
         data["latency"] = {engine: timed and Latency(**timed) for engine, timed in latency.items()}
+        data["fine_tuning"] = data.get("fine_tuning") and FineTuning.from_dict(data["fine_tuning"])
         data["per_class"] = [
             ClassMetrics(**{"name": item.get("name", item.get("class")), **_known(ClassMetrics, item)})
             for item in data["per_class"]

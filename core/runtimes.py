@@ -70,6 +70,7 @@ class Runtime:
     parity: float | None  # measured `relative_difference` vs TensorFlow (None when not checked)
     size: int
     forward: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    device: str = "CPU"  # where it runs: ONNX Runtime on the CPU, TensorFlow on "GPU" when it sees one
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         _check_images(images, self.size, "images")
@@ -91,16 +92,19 @@ def relative_difference(features: np.ndarray, reference: np.ndarray) -> float:
 def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, graph: Path) -> Runtime:
     """The runtime to compute features of `base` with.
 
-    `requested` is one of `RUNTIMES`: "tf" wraps `base`; "onnx" and "auto" export (or reuse) the ONNX
+    `requested` is one of `RUNTIMES`: "tf" wraps `base`, and so does "auto" when TensorFlow sees a GPU
+    (the reason says so); otherwise "onnx" and "auto" export (or reuse) the ONNX
     graph file `graph`, check it against TensorFlow on `calibration` (uint8 images of the base's size)
     and use it when it matches within `PARITY_TOLERANCE`. Otherwise, both fall back to TensorFlow and
     record why in `fallback_reason`: an explicit "onnx" does not raise.
     """
     if requested not in RUNTIMES:
         raise ValueError(f"runtime must be one of {RUNTIMES}. Received: runtime={requested}")
-    tf_runtime = Runtime("tf", None, None, base.size, base)
+    tf_runtime = Runtime("tf", None, None, base.size, base, tf_device())
     if requested == "tf":
         return tf_runtime
+    if requested == "auto" and tf_runtime.device == "GPU":
+        return _fallback(tf_runtime, "TensorFlow sees a GPU: faster there than ONNX Runtime on the CPU")
     _check_images(calibration, base.size, "calibration")
     if len(calibration) == 0:
         raise ValueError("The calibration batch needs at least one image. Received: 0 images")
@@ -108,9 +112,9 @@ def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, grap
     try:
         session = _session(base, graph)
     except ImportError as error:  # onnxruntime, or tf2onnx/onnx for an export
-        return _fallback(tf_runtime, f"ONNX packages are not installed ({_short(error)})")
+        return _fallback(tf_runtime, f"ONNX packages are not installed ({short_reason(error)})")
     except Exception as error:  # any failure to export or load means: run in TensorFlow
-        return _fallback(tf_runtime, _short(error))
+        return _fallback(tf_runtime, short_reason(error))
     inputs = session.get_inputs()
     if len(inputs) != 1:
         extra = ", ".join(item.name for item in inputs if item.name != "images")
@@ -126,7 +130,7 @@ def make_runtime(base: FrozenBase, requested: str, calibration: np.ndarray, grap
     try:
         parity = relative_difference(forward(calibration), base(calibration))
     except Exception as error:
-        return _fallback(tf_runtime, _short(error))
+        return _fallback(tf_runtime, short_reason(error))
     if not parity <= PARITY_TOLERANCE:  # also catches NaN
         return _fallback(
             tf_runtime,
@@ -162,7 +166,7 @@ def _export(base: FrozenBase, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.onnx")
     try:
-        with _quiet():
+        with quiet():
             signature = [tf.TensorSpec([None, base.size, base.size, 3], tf.uint8, name="images")]
             model.export(str(partial), format="onnx", verbose=False, input_signature=signature)
         partial.replace(path)
@@ -171,7 +175,7 @@ def _export(base: FrozenBase, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _quiet() -> Iterator[None]:
+def quiet() -> Iterator[None]:
     """Silence tf2onnx's logging and warnings during an export (errors still raise).
 
     TensorFlow's C++ log lines (grappler) obey `TF_CPP_MIN_LOG_LEVEL`, which the app already sets.
@@ -190,10 +194,17 @@ def _quiet() -> Iterator[None]:
 
 
 def _fallback(tf_runtime: Runtime, reason: str, parity: float | None = None) -> Runtime:
-    return Runtime("tf", reason, parity, tf_runtime.size, tf_runtime.forward)
+    return Runtime("tf", reason, parity, tf_runtime.size, tf_runtime.forward, tf_runtime.device)
 
 
-def _short(error: BaseException) -> str:
+def tf_device() -> str:
+    """Where TensorFlow runs a base: "GPU" when it sees one, else "CPU"."""
+    import tensorflow as tf
+
+    return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+
+
+def short_reason(error: BaseException) -> str:
     text = " ".join(f"{type(error).__name__}: {error}".split())
     return text if len(text) <= _REASON_CHARS else text[: _REASON_CHARS - 1] + "…"
 

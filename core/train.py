@@ -137,7 +137,11 @@ def train_head(
     to `on_epoch`.
     """
     if cache_path is not None and cache_path.exists():
-        return _load(cache_path, on_epoch)
+        try:
+            return _load(cache_path, on_epoch)
+        except Exception:  # a damaged cache (truncated, half-written by another version): trained again
+            for damaged in (cache_path, *(cache_path.with_suffix(suffix) for suffix in (".npz", ".json"))):
+                damaged.unlink(missing_ok=True)
     if num_classes < 2:
         raise ValueError(f"A classifier needs at least 2 classes. Received: num_classes={num_classes}")
     import keras
@@ -232,22 +236,24 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _load(path: Path, on_epoch: EpochCallback | None) -> TrainedHead:
-    """A cached head, from its arrays (no Keras). A head cached before its arrays were saved beside it
-    is read with Keras once, and its arrays are saved for next time."""
+    """A cached head, from its arrays (no Keras), its epochs replayed to `on_epoch` once all of it is read.
+    A head cached before its arrays were saved beside it is read with Keras once, and its arrays are saved
+    for next time."""
     saved = json.loads(path.with_suffix(".json").read_text())
     history = saved["history"]
-    for epoch, metrics in enumerate(history, start=1):
-        if on_epoch:
-            on_epoch(epoch, metrics)
     details = dict(history=history, best_epoch=_best_epoch(history), seconds=saved["seconds"], cached=True, path=path)
     arrays = path.with_suffix(".npz")
     if arrays.exists():
         with np.load(arrays) as saved_arrays:
-            return TrainedHead(saved_arrays["kernel"], saved_arrays["bias"], **details)
-    import keras
+            trained = TrainedHead(saved_arrays["kernel"], saved_arrays["bias"], **details)
+    else:
+        import keras
 
-    trained = TrainedHead.from_model(keras.models.load_model(path), **details)
-    _write_arrays(trained, arrays)
+        trained = TrainedHead.from_model(keras.models.load_model(path), **details)
+        _write_arrays(trained, arrays)
+    for epoch, metrics in enumerate(history, start=1):
+        if on_epoch:
+            on_epoch(epoch, metrics)
     return trained
 
 

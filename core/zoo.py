@@ -133,7 +133,7 @@ class ModelSpec:
             "imagenet_top1": self.imagenet_top1,
             "weights_mb": round(self.weights_size_mb, 1),
             "weights_cached": self.weights_cached(),
-            "preprocessing": self.family.preprocessing,
+            "preprocessing": str(self.family.preprocessing),
             "paper": self.family.paper,
             "year": self.family.year,
         }

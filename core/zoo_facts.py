@@ -14,20 +14,31 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class Preprocessing:
+    """What a module's `preprocess_input` does to RGB pixels 0-255: its `mode`, and the same in words."""
+
+    mode: str  # "caffe", "tf", "torch" (Keras' imagenet_utils modes) or "none"
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.mode}: {self.text}"
+
+
+@dataclass(frozen=True)
 class Family:
     name: str
     module: str  # keras.applications submodule holding the constructor and its preprocess_input
     paper: str
     year: int
-    preprocessing: str  # what the module's preprocess_input does, in words
+    preprocessing: Preprocessing  # what the module's preprocess_input does
     min_size: int = 32
     weight_sizes: tuple[int, ...] = ()  # input sizes with their own weights file ("{size}" in its name)
 
 
-_CAFFE = "caffe: RGB to BGR, ImageNet mean subtracted, no scaling"
-_TF = "tf: scaled to [-1, 1]"
-_TORCH = "torch: scaled to [0, 1], ImageNet mean/std normalised"
-_RAW = "none: raw 0-255 (rescaling is inside the model)"
+_CAFFE = Preprocessing("caffe", "RGB to BGR, ImageNet mean subtracted, no scaling")
+_TF = Preprocessing("tf", "scaled to [-1, 1]")
+_TORCH = Preprocessing("torch", "scaled to [0, 1], ImageNet mean/std normalised")
+_RAW = Preprocessing("none", "raw 0-255 (rescaling is inside the model)")
 
 # Tables of data, one row per family and per model, kept unformatted so that each row stays on one line.
 # fmt: off

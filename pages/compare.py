@@ -5,29 +5,33 @@ from dataclasses import asdict
 
 import streamlit as st
 
+from core import worker
 from core.evaluate import fastest_text
 from core.records import Failed, ModelResult, ScreenedOut, Status, latency_column
 from core.runtimes import ENGINES
-from core.store import Store
 from ui import state
 from ui.charts import tradeoff_scatter
+from ui.export import export_panel
+from ui.finetune import finetune_panel
+from ui.guard import page_store, plain
+from ui.mistakes import mistakes_panel
 from ui.runs import model_details, pick_run, results_csv, results_table
 
 st.title("Compare")
-store = Store()
+store = page_store()
 runs = [run for run in store.runs() if store.results(run.id)]
 if not runs:
     st.info("No results yet: run a sweep on the Train page.", icon=":material/info:")
     st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
-run = pick_run(runs, state.run_id())
+run = worker.checked(pick_run(runs, state.run_id()), store)  # a dead worker is noticed here too
 results = store.results(run.id)
 trained = [r for r in results if isinstance(r, ModelResult)]
 ok = [r for r in trained if r.status == Status.OK]
 recommendation = run.recommendation
 recommended = recommendation and recommendation.model
-st.caption(f"Dataset: `{run.dataset}`")
+st.caption(f"Dataset: {plain(run.dataset)}")
 
 if recommendation:
     st.success(f"**Recommended: {recommendation.model}**. {recommendation.reason}", icon=":material/recommend:")
@@ -38,10 +42,12 @@ if recommendation:
             "within the noise, so the smallest is recommended.",
             icon=":material/balance:",
         )
+elif run.error:
+    st.error(f"The sweep failed: {plain(run.error)}", icon=":material/error:")
 elif run.status.active:
     st.info("This sweep is still running; the recommendation comes when it finishes.", icon=":material/hourglass_top:")
 for failed in (r for r in results if isinstance(r, Failed)):
-    st.error(f"**{failed.model}** failed: {failed.error}", icon=":material/error:")
+    st.error(f"**{failed.model}** failed: {plain(failed.error)}", icon=":material/error:")
 if screening := recommendation and recommendation.screening:
     out = ", ".join(
         f"{r.model} ({r.subset_accuracy:.1%} on {r.subset_images} images)"
@@ -80,11 +86,16 @@ if ok:
     if recommendation and engine and (fastest := fastest_text(recommendation, results, engine)):
         right.caption(f":material/speed: {fastest}")
     results_table(trained)
+    with st.container(border=True):
+        finetune_panel(store, run, results)
 
     st.subheader("Per model")
     names = [r.model for r in trained]
     model = st.selectbox("Model", names, index=names.index(recommended) if recommended in names else 0)
     model_details(trained[names.index(model)])
+    mistakes_panel(run, trained[names.index(model)])
+    with st.container(border=True):
+        export_panel(store, run, trained[names.index(model)])
 
 cols = st.columns(2)
 cols[0].download_button(

@@ -10,6 +10,7 @@ from core.errors import DatasetError, ImageProblem
 from core.images import open_image
 from ui import state
 from ui.charts import class_counts_figure
+from ui.guard import plain
 
 MAX_UPLOAD_MB = config.HOSTED_MAX_UPLOAD_MB
 MAX_IMAGES = config.HOSTED_MAX_IMAGES
@@ -47,8 +48,10 @@ try:
         files = st.file_uploader(
             "Folder of class folders", accept_multiple_files="directory", max_upload_size=upload_mb
         )
-        if files:
-            state.set_dataset(archives.save_folder([(f.name, f.getvalue()) for f in files]))
+        st.caption(f"Up to {config.limit(config.FOLDER_FILES):,} files: for a larger folder, upload it as a .zip.")
+        if files:  # files the browser listed that never reached the server have no content
+            arrived = [(f.name, f.getvalue()) for f in files if hasattr(f, "getvalue")]
+            state.set_dataset(archives.save_folder(arrived, listed=len(files)))
     else:
         path = st.text_input("Folder or .zip on the server", placeholder="/data/my-images")
         if st.button("Load path", type="primary") and path.strip():
@@ -56,7 +59,7 @@ try:
     source = state.dataset()
     dataset = load(source, state.holdout(), state.seed()) if source else None
 except (DatasetError, ValueError, OSError) as error:
-    st.error(str(error), icon=":material/error:")
+    st.error(plain(error), icon=":material/error:")
     state.set_dataset(None)
     dataset = None
 
@@ -65,7 +68,7 @@ if dataset is None:
     st.stop()
 
 report = dataset.report
-st.success(f"Using **{dataset.root.name}** for training: `{dataset.root}`", icon=":material/check_circle:")
+st.success(f"Using **{plain(dataset.root.name)}** for training: {plain(dataset.root)}", icon=":material/check_circle:")
 cols = st.columns(6)
 cols[0].metric("Classes", len(dataset.classes))
 cols[1].metric("Train images", f"{len(dataset.train):,}", help="the head learns from these")
@@ -75,7 +78,7 @@ cols[4].metric("Imbalance (largest/smallest)", f"{report.imbalance:.2f}x")
 cols[5].metric("Skipped files", len(report.skipped))
 st.caption(f"Layout: {report.layout}.")
 for warning in report.warnings:
-    st.warning(warning, icon=":material/warning:")
+    st.warning(plain(warning), icon=":material/warning:")
 
 left, right = st.columns([3, 2])
 with left:
@@ -97,11 +100,11 @@ with right:
 st.subheader("Samples")
 for label, name in enumerate(dataset.classes):
     records = [r for r in dataset.train if r.label == label][:PER_CLASS]
-    st.markdown(f"**{name}**")
+    st.markdown(f"**{plain(name)}**")
     for column, record in zip(st.columns(PER_CLASS), records, strict=False):
         try:
             column.image(thumbnail(str(record.path)), caption=record.path.name)
         except ImageProblem as problem:
-            column.error(f"{record.path.name}: {problem.reason}")
+            column.error(f"{plain(record.path.name)}: {plain(problem.reason)}")
 
 st.page_link("pages/models.py", label="Next: choose the models", icon=":material/arrow_forward:")

@@ -9,6 +9,7 @@ from core.latency import known_latencies, measure_model
 from core.runtimes import ENGINES
 from core.zoo import SUMMARY_COLUMNS, ModelRef, zoo
 from ui import state
+from ui.weights import weights_line
 
 LIGHT_PARAMS = 5_000_000
 MAX_PARAMS = config.HOSTED_MAX_PARAMS if config.hosted() else None
@@ -84,6 +85,7 @@ for model_id in chosen:
     cols[4].metric("ImageNet top-1", f"{row['imagenet_top1']:.1f}%" if pd.notna(row["imagenet_top1"]) else "n/a")
     cols[5].metric("Weights", "cached" if row["weights_cached"] else f"{row['weights_mb']:.1f} MB to download")
     st.caption(f"{row['family']}: *{row['paper']}* ({row['year']}). Preprocessing: {row['preprocessing']}.")
+    st.markdown(weights_line(zoo()[model_id]))
     speeds = known_latencies(ModelRef.parse(model_id))
     if set(speeds) != set(ENGINES) and st.button(
         "Measure speed on this host", key=f"speed-{model_id}", icon=":material/speed:"

@@ -5,15 +5,17 @@ from pathlib import Path
 import streamlit as st
 
 from core import archives
-from core.errors import ImageProblem, WeightsUnavailable
+from core.errors import DatasetError, ImageProblem, WeightsUnavailable
 from core.records import ModelResult
-from core.store import Store
 from ui import state
 from ui.charts import probabilities_figure
+from ui.guard import page_store, plain
+from ui.mistakes import gradcam_image, gradcam_toggle
+from ui.predict import comparison, exported_probabilities, pick_export
 from ui.runs import pick_run
 
 st.title("Predict")
-store = Store()
+store = page_store()
 
 
 @st.cache_resource(show_spinner="Loading the trained model…", max_entries=4)
@@ -30,8 +32,8 @@ def top5(model_id: str, name: str, data: bytes):
     return imagenet_top5(model_id, archives.read_image(name, data))
 
 
-def trained_models(run_id: int) -> list[str]:
-    return [r.model for r in store.results(run_id) if isinstance(r, ModelResult)]
+def trained_models(run_id: int) -> dict[str, ModelResult]:
+    return {r.model: r for r in store.results(run_id) if isinstance(r, ModelResult)}
 
 
 trained = [run for run in store.runs() if trained_models(run.id)]
@@ -41,42 +43,58 @@ if not trained:
 
 left, right = st.columns(2)
 run = pick_run(trained, state.run_id(), describe=lambda r: f"#{r.id} · {Path(r.dataset).name}", where=left)
-run_id, ok = run.id, trained_models(run.id)
-recommended = run.recommendation and run.recommendation.model
+run_id, results = run.id, trained_models(run.id)
+ok, recommended = list(results), run.recommendation and run.recommendation.model
 model = right.selectbox("Model", ok, index=ok.index(recommended) if recommended in ok else 0)
+export = pick_export(run_id, model)
 imagenet = st.toggle("Also show ImageNet labels (top 5 from the model's full 1000-class network)")
+heat = gradcam_toggle(run_id, results[model], key="predict-cam")
 files = st.file_uploader("Images", accept_multiple_files=True, help="JPEG, PNG, BMP, GIF, WebP…")
+photo = st.camera_input("Or take a photo", help="Allow the camera in your browser.") if st.toggle("Camera") else None
+files = [*(files or []), *([photo] if photo else [])]
 
 if not files:
-    st.caption("Upload one or more images to classify them.")
+    st.caption("Upload one or more images, or take a photo, to classify them.")
     st.stop()
 
+try:  # what the server accepts, whatever the browser was told
+    archives.check_upload_bytes("The images", sum(file.size for file in files))
+except DatasetError as error:
+    st.error(plain(error), icon=":material/error:")
+    st.stop()
 images = []
 for file in files:
     try:
         images.append((file, archives.read_image(file.name, file.getvalue())))
     except (ImageProblem, ValueError) as problem:
-        st.error(f"**{file.name}**: {getattr(problem, 'reason', problem)}", icon=":material/broken_image:")
+        st.error(
+            f"**{plain(file.name)}**: {plain(getattr(problem, 'reason', problem))}", icon=":material/broken_image:"
+        )
 if not images:
     st.stop()
 
 try:
     model_obj = classifier(run_id, model)
     probabilities = model_obj.predict([image for _, image in images])
+    exported = export and exported_probabilities(export, [image for _, image in images], results[model].input_size)
 except (ValueError, OSError, WeightsUnavailable) as error:
     st.error(f"Cannot load {model} from run #{run_id}: {error}", icon=":material/error:")
     st.stop()
 
-for (file, image), row in zip(images, probabilities, strict=True):
+for index, ((file, image), row) in enumerate(zip(images, probabilities, strict=True)):
     best = int(row.argmax())
     with st.container(border=True):
         cols = st.columns([1, 3])
         cols[0].image(image, caption=file.name)
-        cols[1].markdown(f"**{model_obj.classes[best]}** ({row[best]:.1%})")
+        if heat:
+            gradcam_image(cols[0], run_id, results[model], image, best)
+        cols[1].markdown(f"**{plain(model_obj.classes[best])}** ({row[best]:.1%})")
         cols[1].plotly_chart(probabilities_figure(model_obj.classes, row.tolist()), key=f"p-{file.file_id}")
+        if export:
+            comparison(cols[1], model_obj.classes, row, exported[index], export[0].label)
         if imagenet:
             try:
-                labels = top5(model, file.name, file.getvalue())
+                labels = top5(results[model].network, file.name, file.getvalue())
                 cols[1].dataframe(
                     [{"ImageNet label": n, "probability": p} for n, p in labels],
                     hide_index=True,
@@ -86,5 +104,5 @@ for (file, image), row in zip(images, probabilities, strict=True):
                 cols[1].warning(f"No ImageNet labels for {model}: its full-network weights are not available. {error}")
 
 st.caption(
-    f"{len(images)} image(s) classified with {model} from run #{run_id}: classes {', '.join(model_obj.classes)}."
+    f"{len(images)} image(s) classified with {model} from run #{run_id}: classes {plain(', '.join(model_obj.classes))}."
 )

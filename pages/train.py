@@ -2,27 +2,28 @@
 
 import streamlit as st
 
-from core import config, worker
+from core import config, storage, worker
 from core.progress import clock
 from core.records import RunStatus
 from core.screening import DEFAULT_SCREEN_SHARE
-from core.store import Store
 from core.sweep import SweepSettings
 from ui import state
 from ui.charts import history_figure
+from ui.guard import page_store, plain
 from ui.runs import progress_text, run_summary, status_lines
+from ui.weights import offer_untrained, untrained_choice
 
 SIZES = {"Each model's default": None, "96 px": 96, "128 px": 128, "160 px": 160, "192 px": 192, "224 px": 224}
 
 st.title("Train")
-store = Store()
+store = page_store()
 active = worker.active_run(store)
 last = (store.runs(limit=1) or [None])[0]  # a reload or a new tab starts a new session: pick up the last run's choices
 source = state.dataset() or (last and last.dataset)
 models = state.models() or (last.models if last else list(config.DEFAULT_MODELS))
 
 with st.container(border=True):
-    st.markdown(f"**Dataset:** `{source or 'none chosen'}`  \n**Models:** {', '.join(models) or 'none chosen'}")
+    st.markdown(f"**Dataset:** {plain(source or 'none chosen')}  \n**Models:** {', '.join(models) or 'none chosen'}")
     cols = st.columns(4)
     size = cols[0].selectbox("Image size", list(SIZES), help="Inputs are resized (no crop) to this size.")
     epochs = cols[1].number_input("Max epochs (early stopping)", 1, 200, config.DEFAULT_EPOCHS)
@@ -43,6 +44,7 @@ with st.container(border=True):
         help=f"Rank every model on {DEFAULT_SCREEN_SHARE:.0%} of the "
         "images, then finish only those that could still win on all of them. Saves time on long lists.",
     )
+    chosen = untrained_choice(models, SIZES[size])
     if not source:
         st.page_link("pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:")
     if st.button(
@@ -50,14 +52,15 @@ with st.container(border=True):
     ):
         try:
             settings = SweepSettings(
-                models=models,
+                models=chosen,
                 image_size=SIZES[size],
                 epochs=int(epochs),
                 holdout=holdout,
                 seed=int(seed),
                 screen=DEFAULT_SCREEN_SHARE if screen else None,
+                **storage.executor_settings(),  # set on the Storage page
             )
-            state.set_run_id(worker.start_sweep(source, settings))
+            state.set_run_id(worker.start_sweep(source, settings, store))
             st.rerun()
         except ValueError as error:
             st.error(str(error), icon=":material/error:")
@@ -72,13 +75,14 @@ def show_run(run_id: int, running: bool = False) -> None:
         worker.cancel(run_id)
         st.toast("Cancelling after the current batch or epoch; finished models are kept.")
     status_lines(run, progress, {r.model: r for r in results})
+    offer_untrained(results, models)
     history = store.history(run_id)
     if history:
         left, right = st.columns(2)
         left.plotly_chart(history_figure(history, "val_accuracy"), key=f"acc-{run_id}")
         right.plotly_chart(history_figure(history, "val_loss"), key=f"loss-{run_id}")
     if run.status == RunStatus.FAILED:
-        st.error(f"The sweep failed: {run.error}", icon=":material/error:")
+        st.error(f"The sweep failed: {plain(run.error)}", icon=":material/error:")
     elif run.status == RunStatus.CANCELLED:
         st.warning(
             "Cancelled: finished models are kept; a model cut short is partial and never recommended.",

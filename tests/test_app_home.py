@@ -19,6 +19,8 @@ PAGES = {
     "train.py": "Train",
     "compare.py": "Compare",
     "predict.py": "Predict",
+    "embeddings.py": "Embeddings",
+    "storage.py": "Storage",
 }
 TIMEOUT = 120  # pages may import TensorFlow on their first run
 
@@ -53,7 +55,7 @@ def test_home_in_browser(app_server, page):
     assert page.get_by_role("heading", name=APP_TITLE).is_visible()
     nav = page.get_by_test_id("stSidebarNav")
     assert nav.is_visible()
-    for name in ("Home", "Data", "Models", "Train", "Compare", "Predict"):
+    for name in ("Home", "Data", "Models", "Train", "Compare", "Predict", "Embeddings", "Storage"):
         assert nav.get_by_role("link", name=name).is_visible(), name
     screenshot(page, "home")
 

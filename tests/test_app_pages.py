@@ -204,7 +204,7 @@ def test_compare_shows_recommendation(finished_run):
     low, high = (float(x.strip(" %")) for x in table["test_ci"].iloc[0].split("–"))
     assert low < high and low <= table["test_accuracy"].iloc[0] <= high  # the interval around the score (100% here)
     assert {"balanced_accuracy", "macro_f1", "val_accuracy"} <= set(table.columns)
-    assert len(at.get("plotly_chart")) == 3  # size, latency, confusion
+    assert len(at.get("plotly_chart")) == 3  # size, latency, and the confusion matrix whose cells open their images
     assert [d.label for d in at.get("download_button")] == ["Download CSV", "Download JSON"]
 
 

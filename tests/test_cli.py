@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from images import class_folders, png_declaring_size, truncated_jpeg
 
-from core.cli import SKIPPED_SHOWN, ProgressView, print_report
+from core.console import SKIPPED_SHOWN, ProgressView, print_report
 from core.progress import Progress, Stage
 from core.report import DataReport, DuplicateGroup, Skipped
 

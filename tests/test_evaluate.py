@@ -14,6 +14,7 @@ from core.evaluate import (
     fastest_text,
     images_to_resolve,
     mcnemar_p,
+    paired_difference_interval,
     pareto_front,
     recommend,
     wilson_interval,
@@ -290,3 +291,12 @@ def test_fastest_per_engine_among_the_tied_models_only():
     assert (
         fastest_text(recommendation, results, "tf") == "Fastest by the same rule in TensorFlow: close at 8.0 ms/image."
     )
+
+
+def test_paired_difference_interval_comes_from_the_discordant_images():
+    first = np.array([True] * 88 + [True] * 2 + [False] * 10)  # 90 right
+    second = np.array([True] * 88 + [False] * 2 + [True] * 10)  # 98 right: 10 gained, 2 lost
+    low, high = paired_difference_interval(first, second)
+    assert (low, high) == pytest.approx((0.08 - 0.066060, 0.08 + 0.066060), abs=1e-5)
+    assert paired_difference_interval(first, first) == [0.0, 0.0]  # never disagreeing: no doubt left
+    assert paired_difference_interval(second, first) == pytest.approx([-high, -low])

@@ -41,6 +41,9 @@ EXPECTED = {
     "run_dir": ((7,), "runs/7"),
     "run_head": ((7, "MobileNet:0.25@128/none"), "runs/7/MobileNet_0.25_128_none.keras"),
     "worker_log": ((7,), "runs/7/worker.log"),
+    "exports": ((7, "MobileNet:0.25@128/none"), "runs/7/exports/MobileNet_0.25_128_none"),
+    "settings_file": ((), "settings.json"),
+    "leases_dir": ((), "cache/in-use"),
 }
 
 

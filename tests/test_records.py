@@ -51,6 +51,7 @@ def test_status_and_stage_values_are_the_stored_strings():
         "extracting features",
         "training head",
         "measuring latency",
+        "fine-tuning",
         "done",
         "cancelled",
     ]

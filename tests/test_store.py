@@ -98,7 +98,10 @@ def test_runs_are_records(tb_home):
     assert [r.id for r in store.runs(limit=1)] == [second]
     assert store.run(999) is None
     with pytest.raises(ValueError, match="update_run takes"):
-        store.update_run(first, cancel_requested=True)
+        store.update_run(first, dataset="elsewhere")  # a run's dataset is fixed at its creation
+    store.request_cancel(first)
+    store.update_run(first, cancel_requested=False)  # a fine-tuning job starts a finished run again
+    assert not store.cancel_requested(first)
 
 
 def test_results_keep_their_kind_and_order(tb_home):

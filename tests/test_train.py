@@ -73,3 +73,18 @@ def test_a_weighted_head_is_cached_and_read_back(tmp_path):
     again = train_head(features, 2, settings, cache_path=cache)
     assert not trained.cached and again.cached and again.history == trained.history
     assert recalls(again, features) == pytest.approx(recalls(trained, features))
+
+
+@pytest.mark.parametrize("damaged", [".npz", ".json"])
+def test_a_damaged_cached_head_is_trained_again(tmp_path, damaged):
+    features = imbalanced_features(seed=2)
+    settings = HeadSettings(epochs=3)
+    cache = head_cache_path(tmp_path / "features.npz", 2, settings)
+    trained = train_head(features, 2, settings, cache_path=cache)
+    part = cache.with_suffix(damaged)
+    part.write_bytes(part.read_bytes()[:20])  # truncated, as by a crash or a full disk
+    replayed = []
+    again = train_head(features, 2, settings, on_epoch=lambda epoch, _: replayed.append(epoch), cache_path=cache)
+    assert not again.cached and again.history == trained.history  # seeded: the same head, trained anew
+    assert replayed == list(range(1, len(trained.history) + 1))  # each epoch reported once
+    assert train_head(features, 2, settings, cache_path=cache).cached  # and cached whole again

@@ -183,7 +183,7 @@ def test_each_family_gets_its_own_preprocessing(model_id):
 
 def test_every_model_has_a_family_preprocessing_description():
     for spec in zoo().values():
-        assert spec.family.preprocessing.split(":")[0] in {"caffe", "tf", "torch", "none"}
+        assert spec.family.preprocessing.mode in {"caffe", "tf", "torch", "none"}
 
 
 @pytest.mark.parametrize(

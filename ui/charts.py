@@ -4,19 +4,23 @@ confusion matrices and class counts. Functions of records and plain data; no Str
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from core.evaluate import pareto_front
-from core.records import ModelResult, latency_column
+from core.records import FineTuning, ModelResult, latency_column
 from core.runtimes import ENGINES
 
 ACCENT = "#0F766E"
 MUTED = "#94A3B8"
 HIGHLIGHT = "#F59E0B"
+TUNED = "#7C3AED"  # fine-tuned models and their lift arrows
+TUNED_BARS = "rgba(124, 58, 237, 0.45)"  # their error bars, lighter: they often overlap their source's
 
 
 def _latency_in(engine: str) -> Callable[[ModelResult], float | None]:
@@ -58,6 +62,7 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
         f"{r.params / 1e6:.2f}M params, {r.size_mb:.1f} MB<br>"
         + (f"{r.latency_ms:.1f} ms/image in {ENGINES[r.runtime]}, " if r.latency_ms else "")
         + f"input {r.input_size} px"
+        + (f"<br>{lift_text(r.fine_tuning)}" if r.fine_tuning else "")
         for r in ok
     ]
     fig = go.Figure()
@@ -73,11 +78,13 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
                 hoverinfo="skip",
             )
         )
-    for name, chosen, color, size in (
-        ("models", False, ACCENT, 11),
-        (f"recommended: {recommended}", True, HIGHLIGHT, 18),
+    kinds = [("recommended" if r.model == recommended else "fine-tuned" if r.fine_tuning else "models") for r in ok]
+    for kind, name, color, size, symbol in (
+        ("models", "models", ACCENT, 11, "circle"),
+        ("fine-tuned", "fine-tuned (arrow: from its frozen model)", TUNED, 14, "diamond-open"),
+        ("recommended", f"recommended: {recommended}", HIGHLIGHT, 18, "circle"),
     ):
-        idx = [i for i, r in enumerate(ok) if (r.model == recommended) == chosen]
+        idx = [i for i, k in enumerate(kinds) if k == kind]
         if idx:
             fig.add_trace(
                 go.Scatter(
@@ -85,17 +92,24 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
                     y=[ys[i] for i in idx],
                     mode="markers+text",
                     name=name,
-                    text=[ok[i].model for i in idx],
-                    textposition="top center",
+                    text=[_point_label(ok[i]) for i in idx],
+                    textposition=[_text_position(ok[i]) for i in idx],
                     hovertext=[hover[i] for i in idx],
                     hoverinfo="text",
-                    marker=dict(color=color, size=size, line=dict(color="white", width=1)),
+                    marker=dict(
+                        color=color,
+                        size=size,
+                        symbol=symbol,
+                        line=dict(
+                            color=color if kind == "fine-tuned" else "white", width=2 if kind == "fine-tuned" else 1
+                        ),
+                    ),
                     error_y=dict(
                         type="data",
                         symmetric=False,
                         array=[above[i] for i in idx],
                         arrayminus=[below[i] for i in idx],
-                        color=color,
+                        color=TUNED_BARS if kind == "fine-tuned" else color,
                         thickness=1.5,
                         width=4,
                     ),
@@ -105,6 +119,7 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
         low, high = math.log10(min(xs)), math.log10(max(xs))
         pad = max(0.15, (high - low) * 0.15)
         fig.update_xaxes(range=[low - pad, high + pad])
+        _lift_arrows(fig, ok, xs, ys, shift=0.025 * (high - low + 2 * pad))
         bottom = min(y - b for y, b in zip(ys, below, strict=True))
         top = max(y + a for y, a in zip(ys, above, strict=True))
         margin = max(1.0, (top - bottom) * 0.15)
@@ -112,6 +127,52 @@ def tradeoff_scatter(results: list[ModelResult], x: str = "params", recommended:
     fig.update_xaxes(type="log", title=title)
     fig.update_yaxes(title="Test accuracy (%, 95% interval)")
     return _layout(fig, legend=BOTTOM_LEGEND, top=30, height=450)
+
+
+def lift_text(tuning: FineTuning) -> str:
+    """`fine-tuned from X: +2.1 points (95% CI +0.4 to +3.8)`, or that the frozen weights were kept."""
+    low, high = (value * 100 for value in tuning.lift_ci)
+    text = f"fine-tuned from {tuning.source}: {tuning.lift * 100:+.1f} points (95% CI {low:+.1f} to {high:+.1f})"
+    return text + (", frozen weights kept" if tuning.kept_frozen else "")
+
+
+def _point_label(result: ModelResult) -> str:
+    """A point's text: the model, or for a fine-tuned one its lift (its source's label sits beside it)."""
+    tuning = result.fine_tuning
+    if not tuning:
+        return result.model
+    return "fine-tuned: kept frozen" if tuning.kept_frozen else f"fine-tuned {tuning.lift * 100:+.1f} pts"
+
+
+def _text_position(result: ModelResult) -> str:
+    """Above the point, but a fine-tuned model that did not gain has its label below: its source's is above."""
+    return "bottom center" if result.fine_tuning and result.fine_tuning.lift <= 0 else "top center"
+
+
+def _lift_arrows(fig: go.Figure, ok: list[ModelResult], xs: list[float], ys: list[float], shift: float) -> None:
+    """An arrow from each fine-tuned model's frozen source up (or down) to it, `shift` to the right of their error
+    bars (in log10 units: on a log x axis, Plotly places annotations at log10 of the value)."""
+    where = {r.model: (x, y) for r, x, y in zip(ok, xs, ys, strict=True)}
+    for r, x, y in zip(ok, xs, ys, strict=True):
+        start = r.fine_tuning and where.get(r.fine_tuning.source)
+        if not start or (start[0], start[1]) == (x, y):
+            continue
+        fig.add_annotation(
+            x=math.log10(x) + shift,
+            y=y,
+            ax=math.log10(start[0]) + shift,
+            ay=start[1],
+            xref="x",
+            yref="y",
+            axref="x",
+            ayref="y",
+            showarrow=True,
+            arrowhead=2,
+            arrowsize=1.2,
+            arrowwidth=2,
+            arrowcolor=TUNED,
+            text="",
+        )
 
 
 def history_figure(history: list[dict[str, Any]], metric: str = "val_accuracy") -> go.Figure:
@@ -135,20 +196,36 @@ def history_figure(history: list[dict[str, Any]], metric: str = "val_accuracy") 
 
 
 def confusion_figure(confusion: list[list[int]], classes: list[str]) -> go.Figure:
+    """The confusion matrix as a heat map, with a transparent marker on every cell so that a click selects it
+    (each marker's `customdata` is its (true, predicted) pair)."""
+    names = [html.escape(name) for name in classes]
+    n = len(classes)
+    true, predicted = np.divmod(np.arange(n * n), n)
     fig = go.Figure(
         go.Heatmap(
             z=confusion,
-            x=classes,
-            y=classes,
+            x=names,
+            y=names,
             colorscale="Teal",
             text=confusion,
             texttemplate="%{text}",
             hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>",
         )
     )
+    fig.add_trace(
+        go.Scatter(
+            x=[names[p] for p in predicted],
+            y=[names[t] for t in true],
+            customdata=np.stack([true, predicted], axis=1),
+            mode="markers",
+            marker=dict(size=40, symbol="square", opacity=0),
+            hovertemplate="true %{y}<br>predicted %{x}<br>click to see the images<extra></extra>",
+            showlegend=False,
+        )
+    )
     fig.update_xaxes(title="predicted", side="bottom")
     fig.update_yaxes(title="true", autorange="reversed")
-    return _layout(fig, height=max(260, 60 * len(classes) + 120))
+    return _layout(fig, height=max(260, 60 * n + 120))
 
 
 def class_counts_figure(counts: dict[str, dict[str, int]]) -> go.Figure:

@@ -10,9 +10,10 @@ import pandas as pd
 import streamlit as st
 
 from core.progress import Progress, clock
-from core.records import ModelResult, NotRun, Result, Run, ScreenedOut, Status, latency_column
+from core.records import FineTuning, ModelResult, NotRun, Result, Run, ScreenedOut, Status, latency_column
 from core.runtimes import ENGINES
-from ui.charts import confusion_figure
+from ui.charts import lift_text
+from ui.guard import plain
 
 
 def run_label(run: Run) -> str:
@@ -56,7 +57,7 @@ def status_lines(run: Run, progress: Progress | None, results: dict[str, Result]
         elif isinstance(result, NotRun):
             st.markdown(f":material/block: {model}: not run (the sweep was cancelled first)")
         elif result is not None:
-            st.markdown(f":material/error: **{model}**: failed: {result.error}")
+            st.markdown(f":material/error: **{model}**: failed: {plain(result.error)}")
         elif progress and model == progress.model and running:
             st.markdown(f":material/progress_activity: **{model}**: {progress.stage} {progress.step}")
         elif progress and model in progress.finished and progress.phase.startswith("screening"):
@@ -85,6 +86,8 @@ RESULT_COLUMNS = [
     "status",
     "test_accuracy",
     "test_ci",
+    "lift",
+    "lift_ci",
     "balanced_accuracy",
     "macro_f1",
     "val_accuracy",
@@ -108,6 +111,9 @@ def results_table(results: list[ModelResult]) -> None:
     """The sortable table of trained models, most accurate on the test set first."""
     table = pd.DataFrame([r.row() for r in results])
     table["test_ci"] = [f"{low:.1%} – {high:.1%}" for low, high in (r.test_accuracy_ci for r in results)]
+    if any(r.fine_tuning for r in results):  # as text, blank for the frozen models
+        table["lift"] = [f"{r.fine_tuning.lift * 100:+.1f}" if r.fine_tuning else "" for r in results]
+        table["lift_ci"] = [lift_interval(r.fine_tuning) for r in results]
     table = table.reindex(columns=RESULT_COLUMNS).dropna(axis="columns", how="all")
     table = table.sort_values("test_accuracy", ascending=False)
     table["params"] /= 1e6
@@ -127,6 +133,11 @@ def results_table(results: list[ModelResult]) -> None:
                 "test accuracy %", format="%.1f", min_value=0, max_value=100, help="no choice was made on these images"
             ),
             "test_ci": st.column_config.TextColumn("95% interval", help="Wilson score interval of the test accuracy"),
+            "model": st.column_config.TextColumn("model", width="medium"),
+            "lift": st.column_config.TextColumn(
+                "lift (points)", help="fine-tuned minus frozen test accuracy, on the same images"
+            ),
+            "lift_ci": st.column_config.TextColumn("lift 95% interval", help="of the paired difference, in points"),
             "balanced_accuracy": number("balanced %", format="%.1f", help="mean recall over classes, test images"),
             "macro_f1": number("macro-F1 %", format="%.1f", help="on the test images"),
             "val_accuracy": number("validation %", format="%.1f", help="chose the epoch, so it is optimistic"),
@@ -138,6 +149,11 @@ def results_table(results: list[ModelResult]) -> None:
             "input_size": "input (px)",
         },
     )
+    for kept in (r for r in results if r.fine_tuning and r.fine_tuning.kept_frozen):
+        st.caption(
+            f":material/lock: {kept.model}: no fine-tuning epoch beat the frozen model on validation, so its "
+            "frozen weights are kept (never worse than the frozen model)."
+        )
     for improving in (r for r in results if r.still_improving):
         st.caption(
             f":material/trending_up: {improving.model} was still improving at its last epoch "
@@ -145,16 +161,27 @@ def results_table(results: list[ModelResult]) -> None:
         )
 
 
+def lift_interval(tuning: FineTuning | None) -> str:
+    """`+0.4 – +3.8`: the 95% interval of a fine-tuned model's lift, in points."""
+    return "{:+.1f} – {:+.1f}".format(*(value * 100 for value in tuning.lift_ci)) if tuning else ""
+
+
 def model_details(result: ModelResult) -> None:
-    """One model's scores on the test images: the figures, the confusion matrix and the per-class table."""
+    """One model's scores on the test images: the figures and the per-class table (its confusion matrix, which
+    opens its images, is the mistakes panel's)."""
     st.caption(
         f"On the {result.test_images:,} test images: {result.score_text()}, balanced accuracy "
         f"{result.balanced_accuracy:.1%}, macro-F1 {result.macro_f1:.1%}"
         + (" (class-weighted loss)." if result.class_weighted else ".")
     )
-    left, right = st.columns(2)
-    left.plotly_chart(confusion_figure(result.confusion, result.classes), key="confusion")
-    per_class_table(result, right)
+    if tuning := result.fine_tuning:
+        augment = ", ".join(name for name, value in tuning.augment.items() if value) or "none"
+        st.caption(
+            f":material/tune: {lift_text(tuning)}; McNemar p={tuning.p_value:.2g}. {tuning.layers_trained} base layers "
+            f"trained at learning rate {tuning.learning_rate:g}, augmentation: {augment}; best epoch "
+            f"{result.best_epoch} of {result.epochs_run}, {tuning.seconds_per_epoch:.1f} s per epoch."
+        )
+    per_class_table(result)
 
 
 def per_class_table(result: ModelResult, where=st) -> None:
