@@ -40,8 +40,8 @@ def test_embeddings_page_computes_missing_embeddings_in_the_background(planted_e
     next(b for b in at.button if b.label == "Compute embeddings").click().run()
     fingerprint = load_dataset(root).fingerprint
     deadline = time.monotonic() + 150
-    while (status := job_status(fingerprint, MODEL)) and status["active"] and time.monotonic() < deadline:
-        time.sleep(1)
+    while not ((status := job_status(fingerprint, MODEL)) and not status["active"]) and time.monotonic() < deadline:
+        time.sleep(1)  # until the job has ended (its file may not be readable at the first look)
     assert status and status["stage"] == "done" and status["processed"] == 24, status
     at = app("embeddings", dataset=str(root), models=[MODEL])
     assert not errors(at) and {m.label: m.value for m in at.metric}["Images"] == "24"
