@@ -114,7 +114,7 @@ def _app(tree: Path, page: str, **state):
     for key, value in state.items():
         at.session_state[key] = value
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"app_pages/{page}.py").run()
     return at
 
 

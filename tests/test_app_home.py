@@ -34,15 +34,15 @@ def test_entry_file_shows_home():
 @pytest.mark.parametrize("page_file", list(PAGES))
 def test_page_runs(page_file):
     # AppTest renders multipage apps from the entry file; a page is reached with switch_page() + run().
-    # (from_file("pages/x.py") would make the page the main script and break st.page_link paths.)
+    # (from_file("app_pages/x.py") would make the page the main script and break st.page_link paths.)
     at = AppTest.from_file(ENTRY, default_timeout=TIMEOUT).run()
-    at.switch_page(f"pages/{page_file}").run()
+    at.switch_page(f"app_pages/{page_file}").run()
     assert not at.exception, at.exception
     assert PAGES[page_file] in [t.value for t in at.title]
 
 
 def test_pages_directory_matches_navigation():
-    assert sorted(p.name for p in (REPO / "pages").glob("*.py")) == sorted(PAGES)
+    assert sorted(p.name for p in (REPO / "app_pages").glob("*.py")) == sorted(PAGES)
 
 
 @pytest.mark.e2e

@@ -23,7 +23,7 @@ def app(page: str | None = None, **state) -> AppTest:
         at.session_state[key] = value
     at.run()
     if page:
-        at.switch_page(f"pages/{page}.py").run()
+        at.switch_page(f"app_pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
 

@@ -67,14 +67,14 @@ def test_core_has_no_import_circle():
 def test_rooms_are_small():
     long_core = {p.name: n for p in sources("core") if (n := len(p.read_text().splitlines())) > CORE_MAX_LINES}
     assert not long_core, f"core modules over {CORE_MAX_LINES} lines: {long_core}"
-    long_pages = {p.name: n for p in sources("pages") if (n := len(p.read_text().splitlines())) > PAGE_MAX_LINES}
+    long_pages = {p.name: n for p in sources("app_pages") if (n := len(p.read_text().splitlines())) > PAGE_MAX_LINES}
     assert not long_pages, f"pages over {PAGE_MAX_LINES} lines: {long_pages}"
 
 
 def test_core_imports_no_streamlit_and_pages_build_no_engine_objects():
     for path in sources("core"):
         assert not any(m.split(".")[0] == "streamlit" for m, _ in imported_modules(path)), path.name
-    for path in [*sources("pages"), REPO / "streamlit_app.py"]:
+    for path in [*sources("app_pages"), REPO / "streamlit_app.py"]:
         used = {name for _, names in imported_modules(path) for name in names} & ENGINE_INTERNALS
         assert not used, f"{path.name} builds engine objects itself: {sorted(used)}"
 
@@ -83,7 +83,7 @@ def test_status_and_stage_names_are_written_once():
     """The stored names of statuses and stages appear as string literals only where they are defined."""
     names = {str(member) for enum in (Status, RunStatus, Stage) for member in enum}
     offenders = []
-    for path in [*sources("core"), *sources("pages"), *sources("ui")]:
+    for path in [*sources("core"), *sources("app_pages"), *sources("ui")]:
         if path.name in ("records.py", "progress.py"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):

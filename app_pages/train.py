@@ -46,7 +46,9 @@ with st.container(border=True):
     )
     chosen = untrained_choice(models, SIZES[size])
     if not source:
-        st.page_link("pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:")
+        st.page_link(
+            "app_pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:"
+        )
     if st.button(
         "Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(active or not source or not models)
     ):
@@ -90,7 +92,7 @@ def show_run(run_id: int, running: bool = False) -> None:
         )
     elif run.status == RunStatus.DONE:
         st.success(f"Done in {clock(run.updated - run.created)}.", icon=":material/check_circle:")
-        st.page_link("pages/compare.py", label="See the comparison", icon=":material/leaderboard:")
+        st.page_link("app_pages/compare.py", label="See the comparison", icon=":material/leaderboard:")
 
 
 @st.fragment(run_every=1)

@@ -30,7 +30,7 @@ with left:
     source = pick_dataset(store, state.dataset())
 if source is None:
     st.info("No dataset yet: load one on the Data page.", icon=":material/info:")
-    st.page_link("pages/data.py", label="Go to Data", icon=":material/folder_open:")
+    st.page_link("app_pages/data.py", label="Go to Data", icon=":material/folder_open:")
     st.stop()
 holdout, seed = state.holdout(), state.seed()
 dataset = load_or_error(source, holdout, seed)

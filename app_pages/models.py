@@ -105,4 +105,4 @@ for model_id in chosen:
         right.dataframe(arch["by_type"], hide_index=True, height=320)
         st.caption(f"Built untrained at {arch['size']} px; output shapes are for that size.")
 
-st.page_link("pages/train.py", label="Next: train and compare them", icon=":material/arrow_forward:")
+st.page_link("app_pages/train.py", label="Next: train and compare them", icon=":material/arrow_forward:")

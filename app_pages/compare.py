@@ -22,7 +22,7 @@ store = page_store()
 runs = [run for run in store.runs() if store.results(run.id)]
 if not runs:
     st.info("No results yet: run a sweep on the Train page.", icon=":material/info:")
-    st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+    st.page_link("app_pages/train.py", label="Go to Train", icon=":material/model_training:")
     st.stop()
 
 run = worker.checked(pick_run(runs, state.run_id()), store)  # a dead worker is noticed here too

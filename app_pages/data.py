@@ -107,4 +107,4 @@ for label, name in enumerate(dataset.classes):
         except ImageProblem as problem:
             column.error(f"{plain(record.path.name)}: {plain(problem.reason)}")
 
-st.page_link("pages/models.py", label="Next: choose the models", icon=":material/arrow_forward:")
+st.page_link("app_pages/models.py", label="Next: choose the models", icon=":material/arrow_forward:")
