@@ -46,9 +46,7 @@ with st.container(border=True):
     )
     chosen = untrained_choice(models, SIZES[size])
     if not source:
-        st.page_link(
-            "app_pages/data.py", label="First choose a dataset on the Data page", icon=":material/folder_open:"
-        )
+        st.page_link("app_pages/data.py", label="First choose a dataset on Data", icon=":material/folder_open:")
     if st.button(
         "Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(active or not source or not models)
     ):
