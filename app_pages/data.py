@@ -3,17 +3,15 @@
 import streamlit as st
 from PIL import ImageOps
 
-from core import archives, config
+from core import archives, config, workspaces
 from core.archives import SAMPLE_DATASETS, sample_dataset
 from core.data import load_dataset
 from core.errors import DatasetError, ImageProblem
 from core.images import open_image
-from ui import state
+from ui import state, workspace
 from ui.charts import class_counts_figure
 from ui.guard import plain
 
-MAX_UPLOAD_MB = config.HOSTED_MAX_UPLOAD_MB
-MAX_IMAGES = config.HOSTED_MAX_IMAGES
 HOSTED = config.hosted()
 PER_CLASS = 6
 
@@ -23,7 +21,7 @@ st.caption("A dataset is one folder per class (`cats/`, `dogs/`, …), optionall
 
 @st.cache_data(show_spinner="Checking every image…", max_entries=8)
 def load(source: str, holdout: float, seed: int):
-    return load_dataset(source, holdout=holdout, seed=seed, max_images=MAX_IMAGES if HOSTED else None)
+    return load_dataset(source, holdout=holdout, seed=seed, max_images=config.HOSTED_MAX_IMAGES if HOSTED else None)
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -33,7 +31,7 @@ def thumbnail(path: str):
 
 sources = ["Sample dataset", "Upload a .zip", "Upload a folder"] + ([] if HOSTED else ["Server path"])
 how = st.radio("Source", sources, horizontal=True, label_visibility="collapsed")
-upload_mb = MAX_UPLOAD_MB if HOSTED else None
+upload_mb = config.upload_megabytes()
 try:
     if how == "Sample dataset":
         name = st.selectbox("Sample", list(SAMPLE_DATASETS), format_func=lambda n: SAMPLE_DATASETS[n].description)
@@ -43,7 +41,7 @@ try:
     elif how == "Upload a .zip":
         zipped = st.file_uploader("Zip of class folders", type=["zip"], max_upload_size=upload_mb)
         if zipped is not None:
-            state.set_dataset(archives.save_zip(zipped.name, zipped.getvalue()))
+            state.set_dataset(archives.save_zip(zipped.name, zipped.getvalue(), workspace.owner()))
     elif how == "Upload a folder":
         files = st.file_uploader(
             "Folder of class folders", accept_multiple_files="directory", max_upload_size=upload_mb
@@ -51,7 +49,7 @@ try:
         st.caption(f"Up to {config.limit(config.FOLDER_FILES):,} files: for a larger folder, upload it as a .zip.")
         if files:  # files the browser listed that never reached the server have no content
             arrived = [(f.name, f.getvalue()) for f in files if hasattr(f, "getvalue")]
-            state.set_dataset(archives.save_folder(arrived, listed=len(files)))
+            state.set_dataset(archives.save_folder(arrived, listed=len(files), workspace=workspace.owner()))
     else:
         path = st.text_input("Folder or .zip on the server", placeholder="/data/my-images")
         if st.button("Load path", type="primary") and path.strip():
@@ -68,7 +66,9 @@ if dataset is None:
     st.stop()
 
 report = dataset.report
-st.success(f"Using **{plain(dataset.root.name)}** for training: {plain(dataset.root)}", icon=":material/check_circle:")
+name = workspaces.display_name(dataset.root)
+where = "" if HOSTED or name == str(dataset.root) else f": {plain(dataset.root)}"  # hosted: no server paths
+st.success(f"Using **{plain(name)}**{where}", icon=":material/check_circle:")
 cols = st.columns(6)
 cols[0].metric("Classes", len(dataset.classes))
 cols[1].metric("Train images", f"{len(dataset.train):,}", help="the head learns from these")

@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from core import workspaces
 from core.paths import file_stem
 from ui import state
 from ui.embeddings import (
@@ -59,7 +60,7 @@ cols[3].metric(
     f"{head.test_accuracy:.1%}" if head else "not trained",
     help="The best trained head of this model on this dataset (Compare page), on the test images.",
 )
-st.caption(f"Dataset: {plain(source)} · vectors from {plain(emb.source.name)}")
+st.caption(f"Dataset: {plain(workspaces.display_name(source))} · vectors from {plain(emb.source.name)}")
 
 tabs = st.tabs(["Map", "Neighbours", "Data health", "Export"])
 with tabs[0]:

@@ -2,6 +2,8 @@
 
 import streamlit as st
 
+from core import config, workspaces
+
 st.title("Transfer Bench")
 st.markdown(
     "**Which pre-trained Keras model should I use for my images?**  \n"
@@ -16,3 +18,12 @@ st.page_link("app_pages/compare.py", label="Compare: accuracy vs size and latenc
 st.page_link(
     "app_pages/predict.py", label="Predict: classify new images with a trained model", icon=":material/image_search:"
 )
+
+if config.hosted():
+    st.info(
+        "Your datasets, runs and models are private to this workspace, which lives in this page's address: "
+        "bookmark it to come back. Workspaces unused for "
+        f"{workspaces.idle_seconds() / 3600:g} hours are deleted. To show a result to someone, create a share "
+        "link on the Compare page.",
+        icon=":material/lock:",
+    )

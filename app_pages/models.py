@@ -38,7 +38,7 @@ if state.MODELS_WIDGET not in st.session_state:
 
 with st.sidebar:
     st.header("Filter the zoo")
-    light = st.toggle("Light models only (< 5M parameters)", value=False)
+    light = MAX_PARAMS is None and st.toggle("Light models only (< 5M parameters)", value=False)  # hosted: all are
     families = st.multiselect("Families", sorted(table["family"].unique()), placeholder="All families")
     max_m = st.slider(
         "Max parameters (millions)",

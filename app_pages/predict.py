@@ -1,10 +1,8 @@
 """Predict: classify your own images with a model trained in a sweep, or see its ImageNet labels."""
 
-from pathlib import Path
-
 import streamlit as st
 
-from core import archives
+from core import archives, config, workspaces
 from core.errors import DatasetError, ImageProblem, WeightsUnavailable
 from core.records import ModelResult
 from ui import state
@@ -42,14 +40,18 @@ if not trained:
     st.stop()
 
 left, right = st.columns(2)
-run = pick_run(trained, state.run_id(), describe=lambda r: f"#{r.id} · {Path(r.dataset).name}", where=left)
+run = pick_run(
+    trained, state.run_id(), describe=lambda r: f"#{r.id} · {workspaces.display_name(r.dataset)}", where=left
+)
 run_id, results = run.id, trained_models(run.id)
 ok, recommended = list(results), run.recommendation and run.recommendation.model
 model = right.selectbox("Model", ok, index=ok.index(recommended) if recommended in ok else 0)
 export = pick_export(run_id, model)
 imagenet = st.toggle("Also show ImageNet labels (top 5 from the model's full 1000-class network)")
 heat = gradcam_toggle(run_id, results[model], key="predict-cam")
-files = st.file_uploader("Images", accept_multiple_files=True, help="JPEG, PNG, BMP, GIF, WebP…")
+files = st.file_uploader(
+    "Images", accept_multiple_files=True, help="JPEG, PNG, BMP, GIF, WebP…", max_upload_size=config.upload_megabytes()
+)
 photo = st.camera_input("Or take a photo", help="Allow the camera in your browser.") if st.toggle("Camera") else None
 files = [*(files or []), *([photo] if photo else [])]
 

@@ -2,16 +2,13 @@
 
 import streamlit as st
 
-from core import config, storage, worker
-from core.progress import clock
-from core.records import RunStatus
+from core import config, storage, worker, workspaces
 from core.screening import DEFAULT_SCREEN_SHARE
 from core.sweep import SweepSettings
 from ui import state
-from ui.charts import history_figure
 from ui.guard import page_store, plain
-from ui.runs import progress_text, run_summary, status_lines
-from ui.weights import offer_untrained, untrained_choice
+from ui.live import live, show_run
+from ui.weights import untrained_choice
 
 SIZES = {"Each model's default": None, "96 px": 96, "128 px": 128, "160 px": 160, "192 px": 192, "224 px": 224}
 
@@ -23,7 +20,8 @@ source = state.dataset() or (last and last.dataset)
 models = state.models() or (last.models if last else list(config.DEFAULT_MODELS))
 
 with st.container(border=True):
-    st.markdown(f"**Dataset:** {plain(source or 'none chosen')}  \n**Models:** {', '.join(models) or 'none chosen'}")
+    named = source and workspaces.display_name(source)
+    st.markdown(f"**Dataset:** {plain(named or 'none chosen')}  \n**Models:** {', '.join(models) or 'none chosen'}")
     cols = st.columns(4)
     size = cols[0].selectbox("Image size", list(SIZES), help="Inputs are resized (no crop) to this size.")
     epochs = cols[1].number_input("Max epochs (early stopping)", 1, 200, config.DEFAULT_EPOCHS)
@@ -47,8 +45,11 @@ with st.container(border=True):
     chosen = untrained_choice(models, SIZES[size])
     if not source:
         st.page_link("app_pages/data.py", label="First choose a dataset on Data", icon=":material/folder_open:")
+    busy = active and f"Run #{active.id} has not finished: one run at a time; wait for it or cancel it below."
+    if busy:
+        st.caption(f":material/block: {busy}")
     if st.button(
-        "Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(active or not source or not models)
+        "Start sweep", type="primary", icon=":material/play_arrow:", disabled=bool(busy or not source or not models)
     ):
         try:
             settings = SweepSettings(
@@ -63,47 +64,13 @@ with st.container(border=True):
             state.set_run_id(worker.start_sweep(source, settings, store))
             st.rerun()
         except ValueError as error:
-            st.error(str(error), icon=":material/error:")
-
-
-def show_run(run_id: int, running: bool = False) -> None:
-    run, progress, results = store.run(run_id), store.progress(run_id), store.results(run_id)
-    st.subheader(f"Run #{run_id}: {run_summary(run, results)}")
-    fraction, text = progress_text(run, progress, results)
-    st.progress(fraction, text=text)
-    if running and st.button("Cancel", icon=":material/stop:", disabled=run.cancel_requested):
-        worker.cancel(run_id)
-        st.toast("Cancelling after the current batch or epoch; finished models are kept.")
-    status_lines(run, progress, {r.model: r for r in results})
-    offer_untrained(results, models)
-    history = store.history(run_id)
-    if history:
-        left, right = st.columns(2)
-        left.plotly_chart(history_figure(history, "val_accuracy"), key=f"acc-{run_id}")
-        right.plotly_chart(history_figure(history, "val_loss"), key=f"loss-{run_id}")
-    if run.status == RunStatus.FAILED:
-        st.error(f"The sweep failed: {plain(run.error)}", icon=":material/error:")
-    elif run.status == RunStatus.CANCELLED:
-        st.warning(
-            "Cancelled: finished models are kept; a model cut short is partial and never recommended.",
-            icon=":material/cancel:",
-        )
-    elif run.status == RunStatus.DONE:
-        st.success(f"Done in {clock(run.updated - run.created)}.", icon=":material/check_circle:")
-        st.page_link("app_pages/compare.py", label="See the comparison", icon=":material/leaderboard:")
-
-
-@st.fragment(run_every=1)
-def live(run_id: int) -> None:
-    if not store.run(run_id).status.active or worker.active_run(store) is None:
-        st.rerun(scope="app")  # finished: show the final state without polling
-    show_run(run_id, running=True)
+            st.error(plain(error), icon=":material/error:")
 
 
 if active:
     state.set_run_id(active.id)
-    live(active.id)
+    live(store, active.id, models)
 elif state.run_id() and store.run(state.run_id()):
-    show_run(state.run_id())
+    show_run(store, state.run_id(), models)
 else:
     st.caption("No sweep yet in this session. Earlier runs are on the Compare page.")

@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from PIL import Image
 
-from core import config, paths
+from core import config, paths, workspaces
 from core.errors import DatasetError, UnsafePath
 from core.images import decode_image
 
@@ -66,7 +66,7 @@ def as_folder(source: Path) -> Path:
         raise DatasetError(f"Expected a folder or a .zip file. Received: {source}")
     with source.open("rb") as file:
         digest = hashlib.file_digest(file, "sha1").hexdigest()
-    return _extract_once(source, paths.datasets_dir() / f"{source.stem}-{digest[:12]}")
+    return _extract_once(source, paths.datasets_dir(workspaces.owner(source)) / f"{source.stem}-{digest[:12]}")
 
 
 def safe_relative_path(name: str) -> PurePosixPath:
@@ -188,10 +188,20 @@ def _extract_once(zip_path: Path, dest: Path) -> Path:
     """Extract a zip into `dest` unless a previous extraction completed there (its marker file exists)."""
     marker = dest / _COMPLETE_MARKER
     if not marker.exists():
+        workspaces.check_room(workspaces.owner(dest), lambda: _declared_bytes(zip_path))
         shutil.rmtree(dest, ignore_errors=True)
         extract_zip(zip_path, dest)
         marker.touch()
     return dest
+
+
+def _declared_bytes(zip_path: Path) -> int:
+    """What a zip says its members hold once extracted (0 for a file that is no zip: `extract_zip` says why)."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            return sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return 0
 
 
 def sample_dataset(name: str = "cats_and_dogs") -> Path:
@@ -222,13 +232,14 @@ def sample_dataset(name: str = "cats_and_dogs") -> Path:
 # Uploads from the app
 
 
-def save_zip(name: str, data: bytes) -> Path:
-    """Write an uploaded zip to `uploads/<digest>-<name>.zip` (once per content) and return its path."""
+def save_zip(name: str, data: bytes, workspace: str = config.LOCAL_WORKSPACE) -> Path:
+    """Write an uploaded zip to the workspace's `uploads/<digest>-<name>.zip` (once per content); its path."""
     if not name.lower().endswith(".zip"):
         raise DatasetError(f"Expected a .zip file. Received: {name}")
     check_upload_bytes(name, len(data))
-    path = paths.uploads_dir() / f"{hashlib.sha1(data).hexdigest()[:12]}-{_clean(Path(name).name)}"
+    path = paths.uploads_dir(workspace) / f"{hashlib.sha1(data).hexdigest()[:12]}-{_clean(Path(name).name)}"
     if not path.exists():
+        workspaces.check_room(workspace, len(data))
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
         partial.write_bytes(data)
@@ -246,7 +257,9 @@ def check_upload_bytes(name: str, size: int) -> None:
         )
 
 
-def save_folder(files: list[tuple[str, bytes]], listed: int | None = None) -> Path:
+def save_folder(
+    files: list[tuple[str, bytes]], listed: int | None = None, workspace: str = config.LOCAL_WORKSPACE
+) -> Path:
     """Write `(relative path, bytes)` pairs of a folder upload under a new folder; return that folder.
 
     `listed`: how many files the browser listed, when some may not have arrived (a partial upload is
@@ -273,8 +286,9 @@ def save_folder(files: list[tuple[str, bytes]], listed: int | None = None) -> Pa
     digest = hashlib.sha1()
     for parts, data in checked:
         digest.update("/".join(parts).encode() + b"\0" + hashlib.sha1(data).digest())
-    root = paths.uploads_dir() / f"folder-{digest.hexdigest()[:12]}"
+    root = paths.uploads_dir(workspace) / f"folder-{digest.hexdigest()[:12]}"
     if not root.exists():
+        workspaces.check_room(workspace, sum(len(data) for _, data in checked))
         staging = root.with_name(root.name + ".partial")
         shutil.rmtree(staging, ignore_errors=True)
         for parts, data in checked:

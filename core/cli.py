@@ -135,13 +135,12 @@ def _image_size(text: str) -> int:
 
 
 def _worker(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core worker", description="Run a sweep the app has queued.")
+    parser = argparse.ArgumentParser(prog="python -m core worker", description="Run a run the app has queued.")
     parser.add_argument("run_id", type=int)
-    parser.add_argument("--finetune", help="a fine-tuning job, as JSON, instead of the run's sweep")
     args = parser.parse_args(argv)
     from core.worker import run_worker
 
-    return run_worker(args.run_id, args.finetune)
+    return run_worker(args.run_id)
 
 
 def _models() -> int:
@@ -159,6 +158,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if args.out and (problem := _prepare_out(args.out)):
         view.error(problem)
         return 2
+    from core import scheduler
     from core.errors import DatasetError
     from core.store import Store, StoreError
     from core.sweep import SweepSettings, run_sweep
@@ -194,6 +194,8 @@ def _sweep(args: argparse.Namespace) -> int:
     except (ValueError, DatasetError, StoreError, OSError) as error:
         view.error(str(error))
         return 2
+    finally:
+        scheduler.dispatch(store)  # runs the app queued meanwhile start now
     view.close()
     if not shown:
         print_report(outcome.report)

@@ -13,15 +13,17 @@ import argparse
 import contextlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from core import config, paths
+import psutil
+
+from core import config, paths, scheduler
 from core.progress import Stage
 
 JOB_WRITE_SECONDS = 0.5  # a background job's progress file is rewritten at most this often
+_STARTING = 30  # seconds a job without a pid yet counts as starting
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -128,7 +130,8 @@ class JobFile:
         self.last = time.monotonic()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-        partial.write_text(json.dumps({"pid": os.getpid(), "time": time.time(), **fields}))
+        me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "time": time.time()}
+        partial.write_text(json.dumps({**me, **fields}))
         partial.replace(self.path)
 
 
@@ -142,30 +145,19 @@ def start_job(source: str, model: str, fingerprint: str, holdout: float, seed: i
     job = job_path(fingerprint, model)
     job.parent.mkdir(parents=True, exist_ok=True)
     JobFile(job).write(pid=None, stage=str(Stage.LOADING), processed=0, total=0, force=True)  # the child writes its pid
-    command = [sys.executable, "-m", "core", "embed", str(source), "--model", model, "--job", str(job)]
-    with open(job.with_suffix(".log"), "ab") as log:
-        subprocess.Popen(
-            [*command, "--holdout", str(holdout), "--seed", str(seed)],
-            cwd=Path(__file__).resolve().parents[1],
-            env={**os.environ, paths.HOME_ENV: str(paths.home()), "TF_CPP_MIN_LOG_LEVEL": "2"},
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    command = ["embed", str(source), "--model", model, "--job", str(job)]
+    scheduler.spawn([*command, "--holdout", str(holdout), "--seed", str(seed)], job.with_suffix(".log"))
     return job
 
 
 def job_status(fingerprint: str, model: str) -> dict | None:
     """A background embedding's last progress ({pid, time, stage, processed, total, error, active}), or None when
     none ran. It is active until it is done or failed, while its process lives (or is still starting)."""
-    from core.store import STARTING_SECONDS, process_alive
-
     job = job_path(fingerprint, model)
     with contextlib.suppress(OSError, ValueError, KeyError):
         status = json.loads(job.read_text())
         pid, finished = status["pid"], status["stage"] == str(Stage.DONE) or "error" in status
-        alive = process_alive(pid, None) if pid else time.time() - status["time"] < STARTING_SECONDS
+        alive = scheduler.process_alive(pid, status.get("started")) if pid else time.time() - status["time"] < _STARTING
         return {**status, "active": not finished and alive}
     return None
 

@@ -37,6 +37,7 @@ RESULT_COLUMNS = (
     "size_mb",
     "input_size",
     "runtime",
+    "device",
     *(latency_column(engine) for engine in ENGINES),
     "feature_seconds",
     "head_seconds",

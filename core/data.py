@@ -116,7 +116,7 @@ def load_dataset(
     found = sum(map(len, usable.values()))
     if max_images is not None and found > max_images:
         usable = _subsample(usable, max_images, seed)
-        notes.append(f"Using a seeded subset of {max_images:,} of the {found:,} usable images (max_images).")
+        notes.append(f"Using a seeded subset of {max_images:,} of the {found:,} usable images (the limit per sweep).")
 
     records = {
         split: [

@@ -19,19 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from core import paths
+from core import config, paths
 from core.data import Dataset
 from core.decoded import decoded_images
+from core.feature_file import FeatureRows, FeatureWriter, open_features
 from core.images import load_image
 from core.progress import Stage
 from core.runtimes import RUNTIMES, FrozenBase, Runtime, make_runtime
 from core.stream import PixelStream
 from core.zoo import ModelRef
 
-_CACHED_ARRAYS = ("features", "labels", "seconds", "runtime", "runtime_note")
+_CACHED_ARRAYS = ("labels", "seconds", "runtime", "runtime_note")  # beside the features matrix (`core.feature_file`)
 BATCH_SIZE = 16  # measured here: small batches keep depthwise convolutions in cache (MobileNets ~20% faster than 64)
 FLOAT16_FROM_BYTES = 64 * 1024**2  # features larger than this as float32 are kept as float16 on disk (half the size)
 CALIBRATION_IMAGES = 8  # the user's images that an exported graph must reproduce TensorFlow's features on
+MEMORY_BUDGET_ENV = "TRANSFERBENCH_MEMORY_BUDGET_MB"  # else `config.FEATURE_MEMORY_MB`
 
 # Progress callback: (stage, done, total); the stage is `Stage.EXTRACTING`, or `Stage.DECODING` while the
 # images are decoded for the first time at this size.
@@ -40,13 +42,18 @@ Progress = Callable[[Stage, int, int], None]
 
 @dataclass
 class FeatureSet:
-    """Features and labels of the three sets, as computed (or read back) for one model."""
+    """Features and labels of the three sets, as computed (or read back) for one model.
 
-    train: np.ndarray
+    The features are float32 arrays in memory when all of them fit the memory budget
+    (`memory_budget_bytes`), else `FeatureRows` left in the cache file and read from it batch by batch
+    (`in_memory` says which); the labels are always in memory.
+    """
+
+    train: np.ndarray | FeatureRows
     train_labels: np.ndarray
-    validation: np.ndarray
+    validation: np.ndarray | FeatureRows
     validation_labels: np.ndarray
-    test: np.ndarray
+    test: np.ndarray | FeatureRows
     test_labels: np.ndarray
     seconds: float  # forward-pass time when the features were computed
     cached: bool  # True when read from the cache in this call
@@ -54,6 +61,16 @@ class FeatureSet:
     runtime_note: str  # why ONNX was not used, when it was asked for ("" otherwise)
     path: Path  # the cache file
     device: str = "CPU"  # where the forward pass ran: "CPU", or TensorFlow's "GPU"
+
+    @property
+    def in_memory(self) -> bool:
+        return not isinstance(self.train, FeatureRows)
+
+
+def memory_budget_bytes() -> int:
+    """How many bytes of features (as float32) a head may train on from memory: `$TRANSFERBENCH_MEMORY_BUDGET_MB`,
+    else `config.FEATURE_MEMORY_MB` (its hosted value in hosted mode). Larger features stay on disk."""
+    return int(config.number(MEMORY_BUDGET_ENV, config.limit(config.FEATURE_MEMORY_MB)) * config.MB)
 
 
 class Extractor:
@@ -113,18 +130,22 @@ def extract_features(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     keep_pixels: bool = True,
+    memory_budget: int | None = None,
 ) -> FeatureSet:
     """Features of every image, from the cache when this exact set was computed before.
 
     With `keep_pixels`, the decoded images are kept in a file for the next model of the same size
     (`core.decoded`); otherwise they are streamed from the decoding threads to the forward pass and dropped
-    (`core.stream`), unless that file is already there. Features of many images (over `FLOAT16_FROM_BYTES`
-    as float32) are cached as float16 and read back as float32, the same values either way.
+    (`core.stream`), unless that file is already there. Each batch's features are written to the cache file
+    as they come (`core.feature_file`), as float16 when all of them as float32 are over `FLOAT16_FROM_BYTES`,
+    and read back as float32: the same values either way. They are read into memory when, as float32, they
+    fit `memory_budget` bytes (default `memory_budget_bytes()`), else left on disk as `FeatureRows`.
     Raises `Cancelled` when `should_stop()` turns true (checked before each batch); the decoding of the
     images stops too, and nothing is cached.
     """
     path, sizes = extractor.cache_path, (len(dataset.train), len(dataset.validation))
-    if (cached := _read_cache(path, len(dataset.images))) is not None:
+    budget = memory_budget_bytes() if memory_budget is None else memory_budget
+    if (cached := _read_cache(path, len(dataset.images), budget)) is not None:
         return _split(cached, sizes, path, cached=True)
 
     kept = keep_pixels or paths.decoded_images(dataset.fingerprint, extractor.size).exists()
@@ -133,47 +154,45 @@ def extract_features(
     stage = Stage.EXTRACTING if images.complete else Stage.DECODING
     runtime = extractor.runtime
     labels = np.array([r.label for r in dataset.images], np.int32)
-    features: np.ndarray | None = None
-    done, seconds = 0, 0.0
-    for batch in images.batches(BATCH_SIZE, should_stop):
-        started = time.perf_counter()
-        output = runtime(batch)
-        seconds += time.perf_counter() - started
-        if features is None:
-            features = np.empty((len(labels), output.shape[1]), np.float32)
-        features[done : done + len(batch)] = output
-        done += len(batch)
-        if progress:
-            progress(stage, done, len(labels))
-    if features.nbytes > FLOAT16_FROM_BYTES:
-        features = features.astype(np.float16)
-    arrays = dict(
-        features=features,
-        labels=labels,
-        seconds=seconds,
-        runtime=runtime.name,
-        runtime_note=runtime.fallback_reason or "",
-        device=runtime.device,
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.{os.getpid()}.partial.npz")  # one per process: never shared
     try:
-        np.savez(partial, **arrays)
+        writer = FeatureWriter(partial, len(labels), FLOAT16_FROM_BYTES)
+        try:
+            seconds = 0.0
+            for batch in images.batches(BATCH_SIZE, should_stop):
+                started = time.perf_counter()
+                output = runtime(batch)
+                seconds += time.perf_counter() - started
+                writer.write(output)
+                if progress:
+                    progress(stage, writer.written, len(labels))
+            details = dict(runtime=runtime.name, runtime_note=runtime.fallback_reason or "", device=runtime.device)
+            writer.close(labels=labels, seconds=seconds, **details)
+        except BaseException:
+            writer.abort()
+            raise
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
-    return _split(arrays, sizes, path, cached=False)
+    written = _read_cache(path, len(labels), budget)
+    if written is None:
+        raise ValueError(f"The features just written to {path} cannot be read back: expected {len(labels)} rows")
+    return _split(written, sizes, path, cached=False)
 
 
-def _read_cache(path: Path, count: int) -> dict | None:
-    """The cached arrays for `count` images, or None when there are none; a damaged file is removed."""
+def _read_cache(path: Path, count: int, budget: int) -> dict | None:
+    """The cached arrays for `count` images, or None when there are none; a damaged file is removed.
+    `features` is a float32 array when it fits `budget` bytes, else `FeatureRows` on disk."""
     if not path.exists():
         return None
     try:
-        with np.load(path) as saved:
+        rows = open_features(path)
+        with np.load(path) as saved:  # members are read one by one: the matrix is not loaded here
             arrays = {key: saved[key] for key in _CACHED_ARRAYS}
             arrays["device"] = saved["device"] if "device" in saved.files else "CPU"  # cached before devices
-        if arrays["features"].ndim == 2 and len(arrays["features"]) == len(arrays["labels"]) == count:
+        if len(rows) == len(arrays["labels"]) == count:
+            arrays["features"] = np.asarray(rows) if len(rows) * rows.dim * 4 <= budget else rows
             return arrays
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         pass
@@ -183,7 +202,7 @@ def _read_cache(path: Path, count: int) -> dict | None:
 
 def _split(arrays: dict, sizes: tuple[int, int], path: Path, cached: bool) -> FeatureSet:
     """The saved arrays cut into train, validation and test (`sizes`: how many train and validation)."""
-    features, labels = arrays["features"].astype(np.float32, copy=False), arrays["labels"]
+    features, labels = arrays["features"], arrays["labels"]
     train, validation = sizes
     return FeatureSet(
         features[:train],

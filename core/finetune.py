@@ -166,7 +166,8 @@ def fine_tune(
 
     store.clear_history(run_id, name)
     train = _training_data(train_images, train_labels, settings)
-    fit = dict(validation_data=validation, epochs=settings.epochs, shuffle=False, verbose=0, callbacks=[Report()])
+    fit = dict(validation_data=validation, validation_batch_size=64, epochs=settings.epochs, shuffle=False)
+    fit |= dict(verbose=0, callbacks=[Report()])  # validated in batches of 64, as the frozen model was: same rounding
     network.fit(train, **fit)  # `train` shuffles itself
     if stopped:
         report(Stage.CANCELLED)

@@ -8,6 +8,7 @@ only through `file_stem`.
         transferbench.db                     the store: runs, results, history, progress
         datasets/<name>/                     extracted zips and sample datasets
         uploads/                             uploaded zips and folders
+        workspaces/<id>/datasets, uploads/   the same, of one hosted visitor's workspace (core.workspaces)
         cache/latency.json                   latencies measured on this host
         cache/in-use/<pid>-<start>.json      a running sweep's in-use marker (core.storage)
         settings.json                        disk budget, executor, Ray address (core.storage)
@@ -23,6 +24,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+from core.config import LOCAL_WORKSPACE
 
 HOME_ENV = "TRANSFERBENCH_HOME"
 DEFAULT_HOME = ".transferbench"
@@ -45,13 +48,23 @@ def database() -> Path:
     return home() / "transferbench.db"
 
 
-def datasets_dir() -> Path:
-    """Where zips and sample datasets are extracted, one folder each."""
-    return home() / "datasets"
+def workspaces_dir() -> Path:
+    """The hosted visitors' workspaces, one folder each (`core.workspaces`)."""
+    return home() / "workspaces"
 
 
-def uploads_dir() -> Path:
-    return home() / "uploads"
+def workspace_dir(workspace: str) -> Path:
+    """A workspace's own files: the data folder itself for the local workspace."""
+    return home() if workspace == LOCAL_WORKSPACE else workspaces_dir() / workspace
+
+
+def datasets_dir(workspace: str = LOCAL_WORKSPACE) -> Path:
+    """Where a workspace's zips (and sample datasets) are extracted, one folder each."""
+    return workspace_dir(workspace) / "datasets"
+
+
+def uploads_dir(workspace: str = LOCAL_WORKSPACE) -> Path:
+    return workspace_dir(workspace) / "uploads"
 
 
 def cache_dir() -> Path:

@@ -366,6 +366,8 @@ class Run:
     error: str | None = None
     cancel_requested: bool = False
     pid: int | None = None
+    workspace: str = "local"  # whose run it is (`core.workspaces`); "local" on your own machine
+    job: dict[str, Any] | None = None  # a fine-tuning job waiting or running on this finished run
 
     @property
     def models(self) -> list[str]:

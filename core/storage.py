@@ -19,8 +19,9 @@ from pathlib import Path
 
 import psutil
 
-from core import paths
-from core.store import Store, process_alive
+from core import config, paths
+from core.scheduler import process_alive
+from core.store import Store
 
 BUDGET_ENV = "TRANSFERBENCH_DISK_BUDGET_GB"
 DEFAULT_BUDGET_GB = 4.0
@@ -149,16 +150,21 @@ def touch(*files: Path) -> None:
 
 
 def entries(store: Store | None = None) -> list[Entry]:
-    """Everything in the data folder, largest first."""
+    """Everything in the data folder, largest first. For a store of one workspace (a hosted visitor's): its
+    uploads, datasets and runs only; caches are shared and not listed."""
     leased = leased_folders()
-    found = [_entry(kind, folder.name, [folder], False) for kind, parent in _FOLDERS for folder in _children(parent())]
     store = store or Store()
+    workspace = store.workspace or config.LOCAL_WORKSPACE
+    folders = ((kind, parent(workspace)) for kind, parent in _FOLDERS)
+    found = [_entry(kind, folder.name, [folder], False) for kind, parent in folders for folder in _children(parent)]
     active = {run.id for run in store.runs(limit=1_000_000) if run.status.active}
     known = {run.id for run in store.runs(limit=1_000_000)}
     run_folders = {int(f.name): f for f in _children(paths.home() / "runs") if f.name.isdigit()}
-    for run_id in sorted(known | run_folders.keys()):
+    for run_id in sorted(known if store.workspace else known | run_folders.keys()):
         files = [run_folders[run_id]] if run_id in run_folders else []
         found.append(_entry("run", str(run_id), files, run_id in active))
+    if store.workspace:
+        return sorted(found, key=lambda entry: -entry.bytes)
     for folder in _children(paths.cache_dir()):
         if folder in (paths.graphs_dir(), paths.leases_dir()) or not folder.is_dir():
             continue
@@ -178,7 +184,7 @@ def entries(store: Store | None = None) -> list[Entry]:
 
 def total_bytes() -> int:
     """Disk used by the whole data folder."""
-    return _size(paths.home())
+    return size(paths.home())
 
 
 def delete(entry_id: str, store: Store | None = None) -> Entry:
@@ -241,12 +247,12 @@ def _children(folder: Path) -> list[Path]:
 
 
 def _entry(kind: str, name: str, files: list[Path], in_use: bool) -> Entry:
-    stats = [_size(file) for file in files]
+    stats = [size(file) for file in files]
     last_used = max((file.stat().st_mtime for file in files if file.exists()), default=0.0)
     return Entry(kind, name, tuple(files), sum(stats), last_used, in_use)
 
 
-def _size(path: Path) -> int:
+def size(path: Path) -> int:
     """Bytes on disk of a file, or of everything under a folder (files vanishing meanwhile count as 0)."""
     if path.is_file():
         return path.stat().st_size

@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from core import config, paths, storage
+from core import config, paths, scheduler, storage
 from core.data import Dataset, load_dataset
 from core.evaluate import classification_metrics, recommend, wilson_interval
 from core.features import Extractor, extract_features
@@ -135,11 +135,12 @@ def _run_sweep(
     full-data winner differs from the screened ranking's.
     """
     store = store or Store()
-    run_id = run_id or store.create_run(str(source), settings.to_dict())
+    me = os.getpid(), psutil.Process().create_time()
+    run_id = run_id or store.create_run(str(source), settings.to_dict(), *me)  # its own process: never queued
     sweep = _Sweep(settings, store, run_id, on_progress, should_stop)
     sweep.lease = lease
-    try:  # one sweep at a time per data folder: this process holds it, by pid and start time
-        store.claim(run_id, os.getpid(), psutil.Process().create_time())
+    try:  # a slot of the data folder's queue: this process holds it, by pid and start time
+        scheduler.claim(store, run_id, *me)
     except SweepBusy as busy:
         store.update_run(run_id, status=RunStatus.FAILED, error=str(busy))
         raise

@@ -9,6 +9,11 @@ sample dataset into it on first use: that needs internet, and the files are gone
 
 Keras reads `KERAS_HOME` when it is first imported, so both variables are set here, at import time,
 before any test module imports Keras or `core`.
+
+Data folders: `tb_home` gives a test an empty one, `module_home` a module (a module that needs it for every
+test says `pytestmark = pytest.mark.usefixtures("module_home")`). `finished_sweep` is one real sweep, made once
+per session in a data folder of its own, for the modules that need a finished run: `finished_copy` gives such a
+module a copy of that folder as its own.
 """
 
 from __future__ import annotations
@@ -16,9 +21,16 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from core.records import SweepOutcome
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRANSFERBENCH_SHARED", REPO.parent / "shared")).resolve()
@@ -64,3 +76,64 @@ def cats_and_dogs() -> Path:
     from core.archives import sample_dataset
 
     return sample_dataset("cats_and_dogs")
+
+
+@contextmanager
+def data_folder(home: Path) -> Iterator[Path]:
+    """`TRANSFERBENCH_HOME` set to `home` inside the block (for fixtures broader than a test)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TRANSFERBENCH_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(scope="module")
+def module_home(tmp_path_factory) -> Iterator[Path]:
+    """A fresh, empty data directory for one test module."""
+    with data_folder(tmp_path_factory.mktemp("module-home")) as home:
+        yield home
+
+
+FINISHED_MODEL = "MobileNet:0.25@128"  # real ImageNet weights, small and fast
+FINISHED_PHOTOS = 120  # cats and as many dogs of the tutorial's training photos: 168 train, 36 validation, 36 test
+
+
+@dataclass(frozen=True)
+class FinishedSweep:
+    """A finished run, and the data folder it is stored in."""
+
+    home: Path
+    outcome: SweepOutcome
+
+    @property
+    def run_id(self) -> int:
+        return self.outcome.run_id
+
+
+@pytest.fixture(scope="session")
+def finished_sweep(tmp_path_factory, cats_and_dogs) -> FinishedSweep:
+    """A real sweep of `FINISHED_MODEL` on `FINISHED_PHOTOS` cats and dogs (class folders of symlinks), done once
+    per session and stored in a data folder of its own: a module that uses it takes a copy (`finished_copy`)."""
+    from core.sweep import SweepSettings, run_sweep
+
+    photos = tmp_path_factory.mktemp("finished-photos") / "pets"
+    for animal in ("cats", "dogs"):
+        (photos / animal).mkdir(parents=True)
+        for photo in sorted((cats_and_dogs / "train" / animal).glob("*.jpg"))[:FINISHED_PHOTOS]:
+            (photos / animal / photo.name).symlink_to(photo)
+    with data_folder(tmp_path_factory.mktemp("finished-home")) as home:
+        outcome = run_sweep(photos, SweepSettings(models=[FINISHED_MODEL], epochs=10))
+    assert [result.status for result in outcome.results] == ["ok"], outcome.results
+    return FinishedSweep(home, outcome)
+
+
+@pytest.fixture(scope="module")
+def finished_copy(finished_sweep, tmp_path_factory) -> Iterator[FinishedSweep]:
+    """The finished run in a copy of its data folder, the module's data folder: its tests may write into the run
+    (fine-tune it, export into its folder) without touching another module's.
+
+    A copy of a finished folder costs a fraction of a second against a sweep's many; its results still name the
+    original folder's trained heads, which are only ever read."""
+    copy = tmp_path_factory.mktemp("finished-copy") / "home"
+    shutil.copytree(finished_sweep.home, copy, symlinks=True)
+    with data_folder(copy) as home:
+        yield FinishedSweep(home, finished_sweep.outcome)

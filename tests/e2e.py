@@ -5,7 +5,8 @@ Not a test module. Pull the fixtures into an e2e test module with, at its top:
     pytest_plugins = ["e2e"]
 
 and then use `app_server`, `browser` and `page` as fixtures, plus the helpers
-`wait_for_app(page)`, `goto(page, app_server, path)` and `screenshot(page, name)`:
+`wait_for_app(page)`, `goto(page, app_server, path)` and `screenshot(page, name)`; `start_server(env)`,
+`wait_until_healthy` and `stop_server` run a server of your own (another environment, e.g. hosted mode):
 
     from e2e import goto, screenshot, wait_for_app
 
@@ -130,12 +131,14 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture(scope="session")
-def app_server(browser):
+def start_server(env: dict[str, str] | None = None, log_name: str = "streamlit-server") -> AppServer:
+    """Start `streamlit run streamlit_app.py` on a free port, with this process's environment plus `env`
+    (e.g. `{"TRANSFERBENCH_HOSTED": "1", "TRANSFERBENCH_HOME": ...}`); returns at once, before it is healthy.
+    Its output goes to test-artifacts/logs/<log_name>.log. Wait with `wait_until_healthy`, end with `stop_server`."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     (ARTIFACTS / "logs").mkdir(parents=True, exist_ok=True)
-    log_path = ARTIFACTS / "logs" / "streamlit-server.log"
+    log_path = ARTIFACTS / "logs" / f"{log_name}.log"
     command = [
         sys.executable,
         "-m",
@@ -153,23 +156,45 @@ def app_server(browser):
     ]
     with open(log_path, "wb") as log:
         started = time.perf_counter()
-        process = subprocess.Popen(command, cwd=REPO, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
-    server = AppServer(url=url, process=process, log_path=log_path)
+        process = subprocess.Popen(
+            command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
+    return AppServer(url=url, process=process, log_path=log_path, extra={"launched": started})
+
+
+def wait_until_healthy(server: AppServer, timeout: float = HEALTH_TIMEOUT) -> None:
+    """Wait until /_stcore/health says "ok" (sets `startup_seconds`); fail the test if the server exits or is slow."""
+    started = server.extra["launched"]
+    while not _health_ok(server.url):
+        if server.process.poll() is not None:
+            pytest.fail(f"streamlit exited with code {server.process.returncode}:\n{server.output()}")
+        if time.perf_counter() - started > timeout:
+            pytest.fail(f"streamlit not healthy after {timeout:.0f} s at {server.url}:\n{server.output()}")
+        time.sleep(0.1)
+    server.startup_seconds = time.perf_counter() - started
+
+
+def stop_server(server: AppServer) -> None:
+    server.process.terminate()
     try:
-        while not _health_ok(url):
-            if process.poll() is not None:
-                pytest.fail(f"streamlit exited with code {process.returncode}:\n{server.output()}")
-            if time.perf_counter() - started > HEALTH_TIMEOUT:
-                pytest.fail(f"streamlit not healthy after {HEALTH_TIMEOUT:.0f} s at {url}:\n{server.output()}")
-            time.sleep(0.1)
-        server.startup_seconds = time.perf_counter() - started
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session")
+def app_server(browser):
+    server = start_server()
+    try:
+        wait_until_healthy(server)
 
         # First paint: the first page load (this also triggers the first script run) until the title shows.
         context = browser.new_context(viewport=VIEWPORT)
         try:
             first = context.new_page()
             loading = time.perf_counter()
-            first.goto(url, wait_until="commit", timeout=60_000)
+            first.goto(server.url, wait_until="commit", timeout=60_000)
             first.get_by_role("heading", name=APP_TITLE).first.wait_for(state="visible", timeout=60_000)
             server.first_paint_seconds = time.perf_counter() - loading
         finally:
@@ -177,9 +202,4 @@ def app_server(browser):
 
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(server)

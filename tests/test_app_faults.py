@@ -26,7 +26,7 @@ from faults import (
 from results import model_result
 from streamlit.testing.v1 import AppTest
 
-from core import config, paths
+from core import config, paths, workspaces
 from core.records import RunStatus
 from core.store import Store
 from ui.guard import plain
@@ -112,8 +112,13 @@ def test_predict_refuses_a_giant_canvas_when_hosted_and_classifies_the_rest(fini
     at.file_uploader[0].set_value(files).run()  # on your own machine: decoded small, and classified
     assert_clean(at)
     assert not errors(at) and len(at.get("image")) == 2
-    monkeypatch.setenv(config.HOSTED_ENV, "1")
-    at = app("predict", run_id=finished_run)
+    monkeypatch.setenv(config.HOSTED_ENV, "1")  # a visitor of a shared app, whose workspace holds the run
+    workspace = workspaces.create(Store())
+    with Store().transaction() as db:
+        db.execute("UPDATE runs SET workspace = ? WHERE id = ?", (workspace, finished_run))
+    at = AppTest.from_file(ENTRY, default_timeout=180)
+    at.query_params["ws"], at.session_state["run_id"] = workspace, finished_run
+    at.run().switch_page("app_pages/predict.py").run()
     at.file_uploader[0].set_value(files).run()
     assert_clean(at)
     reason = "too large: 11000x8000 px (88 megapixels; the limit is 40), refused before decoding"

@@ -19,13 +19,7 @@ SHARED_MODELS = ["MobileNetV2:0.35", "MobileNet:0.75", "MobileNet:0.25"]
 MINIMUM_ACCURACY = {"MobileNetV2:0.35": 0.95, "MobileNet:0.75": 0.97, "MobileNet:0.25": 0.93}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def module_home(tmp_path_factory):
-    """This module's own data directory, so the first sweep is truly cold whatever ran before."""
-    with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("sweep-home")
-        patch.setenv("TRANSFERBENCH_HOME", str(home))
-        yield home
+pytestmark = pytest.mark.usefixtures("module_home")  # its own data folder: the first sweep is cold whatever ran before
 
 
 @pytest.fixture(scope="module")

@@ -335,7 +335,7 @@ def test_max_images_keeps_a_stratified_subset(tmp_path):
     assert all(count >= 1 for split in counts.values() for count in split.values())
     assert counts["train"]["cats"] > counts["train"]["dogs"]
     assert load_dataset(root, max_images=12).fingerprint == dataset.fingerprint
-    assert "max_images" in dataset.report.warnings[0]
+    assert "Using a seeded subset of 12 of the 40 usable images (the limit per sweep)" in dataset.report.warnings[0]
 
 
 def test_stratified_subset_for_screening(tmp_path):

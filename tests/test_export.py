@@ -54,17 +54,14 @@ STANDALONE = textwrap.dedent(
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def module_home(tmp_path_factory):
-    """This module's own data directory."""
-    with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("export-home")
-        patch.setenv("TRANSFERBENCH_HOME", str(home))
-        yield home
+pytestmark = pytest.mark.usefixtures("module_home")
 
 
 @pytest.fixture(scope="module")
 def sweep(module_home, cats_and_dogs):
+    """Its own sweep, not the session's smaller `finished_sweep`: 250 test images, and a head trained on 1,000
+    images, on which the int8 formats stay within a point of the in-app model (trained on 240 photos, tflite_int8
+    fell 2.4 points below it on the same 250 test images)."""
     outcome = run_sweep(cats_and_dogs, SweepSettings(models=[MODEL], max_images=MAX_IMAGES))
     assert outcome.results[0].test_images == 250
     return outcome

@@ -29,7 +29,7 @@ from faults import (
 )
 from results import model_result
 
-from core import archives, config, paths
+from core import archives, config, paths, scheduler
 from core.cli import main as cli
 from core.data import load_dataset
 from core.decoded import DecodedImages, decoded_images
@@ -228,15 +228,15 @@ def test_one_sweep_per_data_folder_names_the_holder(tb_home):
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         first = store.create_run("/data/one", {"models": ["a"]})
-        store.claim(first, holder.pid, psutil.Process(holder.pid).create_time())
+        scheduler.claim(store, first, holder.pid, psutil.Process(holder.pid).create_time())
         second = store.create_run("/data/two", {"models": ["b"]})
         with pytest.raises(SweepBusy, match=rf"run #{first} on /data/one, pid {holder.pid} \(.*time.sleep") as busy:
-            store.claim(second, os.getpid(), psutil.Process().create_time())
+            scheduler.claim(store, second, os.getpid(), psutil.Process().create_time())
         assert busy.value.holder.id == first
     finally:
         holder.kill()
         holder.wait()
-    store.claim(second, os.getpid(), psutil.Process().create_time())  # the holder is gone: its run failed
+    scheduler.claim(store, second, os.getpid(), psutil.Process().create_time())  # the holder is gone: its run failed
     assert store.run(first).status == RunStatus.FAILED and "stopped unexpectedly" in store.run(first).error
     assert store.run(second).status == RunStatus.RUNNING
 
@@ -244,7 +244,7 @@ def test_one_sweep_per_data_folder_names_the_holder(tb_home):
 def test_a_command_line_run_is_not_taken_for_a_dead_worker(tb_home):
     store = Store()
     run_id = store.create_run("/data", {"models": ["a"]})
-    store.claim(run_id, os.getpid(), psutil.Process().create_time())  # what `python -m core sweep` does
+    scheduler.claim(store, run_id, os.getpid(), psutil.Process().create_time())  # what `python -m core sweep` does
     with sqlite3.connect(store.path) as db:  # started a minute ago: past the 30 s a starting run is given
         db.execute("UPDATE runs SET created = created - 60 WHERE id = ?", (run_id,))
     assert active_run(store).id == run_id and store.run(run_id).status == RunStatus.RUNNING

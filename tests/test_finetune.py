@@ -18,34 +18,16 @@ from core.complete import load_complete
 from core.finetune import AUGMENT, FineTuneSettings, _training_data, fine_tune, fine_tuned_name, unfreeze
 from core.records import Failed, ModelResult, RunStatus
 from core.store import Store
-from core.sweep import SweepSettings, run_sweep
 
 MODEL = "MobileNet:0.25@128"
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def module_home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        home = tmp_path_factory.mktemp("finetune-home")
-        patch.setenv("TRANSFERBENCH_HOME", str(home))
-        yield home
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory, cats_and_dogs) -> Path:
-    """120 cats and 120 dogs of the tutorial's training photos, as class folders of symlinks."""
-    root = tmp_path_factory.mktemp("photos")
-    for folder in ("cats", "dogs"):
-        (root / folder).mkdir()
-        for photo in sorted((cats_and_dogs / "train" / folder).glob("*.jpg"))[:120]:
-            (root / folder / photo.name).symlink_to(photo)
-    return root
-
-
-@pytest.fixture(scope="module")
-def run_id(module_home, photos) -> int:
-    return run_sweep(photos, SweepSettings(models=(MODEL,), epochs=10)).run_id
+def run_id(finished_copy) -> int:
+    """The session's finished sweep of MODEL on cats and dogs, in this module's own copy: fine-tuning writes into it."""
+    assert [result.model for result in finished_copy.outcome.results] == [MODEL]
+    return finished_copy.run_id
 
 
 def _frozen(run_id: int) -> ModelResult:
@@ -165,26 +147,27 @@ def test_only_finished_frozen_models_can_be_fine_tuned(run_id):
         fine_tune(run_id, fine_tuned_name(MODEL))
 
 
-def test_background_job_runs_and_the_run_returns_to_done(run_id, module_home):
+def test_background_job_runs_and_the_run_returns_to_done(run_id):
     from core.worker import active_run, start_finetune
 
     store = Store()
     start_finetune(run_id, [MODEL], FineTuneSettings(epochs=1, unfreeze=2))
-    assert store.run(run_id).status == RunStatus.RUNNING
+    assert store.run(run_id).status.active and store.run(run_id).job["models"] == [MODEL]
+    assert store.process(run_id)[0] is not None  # the queue was empty: its worker started at once
     with pytest.raises(ValueError, match="Only a finished run can be fine-tuned"):
         start_finetune(run_id, [MODEL], FineTuneSettings(epochs=1))
     deadline = time.time() + 240
     while active_run(store) and time.time() < deadline:
         time.sleep(1)
     run = store.run(run_id)
-    assert run.status == RunStatus.DONE, (run.status, run.error)
+    assert run.status == RunStatus.DONE and run.job is None, (run.status, run.error)
     result = next(r for r in store.results(run_id) if r.model == fine_tuned_name(MODEL))
     assert isinstance(result, ModelResult) and result.fine_tuning.unfreeze == 2
     assert store.progress(run_id).fraction == 1.0
 
 
-def test_cli_finetune_prints_the_lift_and_refuses_unknown_models(run_id, module_home):
-    environment = {**os.environ, "TRANSFERBENCH_HOME": str(module_home)}
+def test_cli_finetune_prints_the_lift_and_refuses_unknown_models(run_id, finished_copy):
+    environment = {**os.environ, "TRANSFERBENCH_HOME": str(finished_copy.home)}
     command = [sys.executable, "-m", "core", "finetune", "--run", str(run_id), "--epochs", "1", "--unfreeze", "4"]
     done = subprocess.run([*command, "--model", MODEL], capture_output=True, text=True, env=environment, cwd=REPO)
     assert done.returncode == 0, done.stderr

@@ -44,6 +44,8 @@ EXPECTED = {
     "exports": ((7, "MobileNet:0.25@128/none"), "runs/7/exports/MobileNet_0.25_128_none"),
     "settings_file": ((), "settings.json"),
     "leases_dir": ((), "cache/in-use"),
+    "workspaces_dir": ((), "workspaces"),
+    "workspace_dir": (("W" * 22,), f"workspaces/{'W' * 22}"),
 }
 
 

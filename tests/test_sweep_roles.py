@@ -20,11 +20,7 @@ MODEL = "MobileNet:0.25@128"  # real ImageNet weights, small and fast
 PER_CLASS = {"train": 300, "validation": 100, "test": 100}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def module_home(tmp_path_factory):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("TRANSFERBENCH_HOME", str(tmp_path_factory.mktemp("roles-home")))
-        yield
+pytestmark = pytest.mark.usefixtures("module_home")
 
 
 def three_folders(cats_and_dogs: Path, root: Path, swap_test_labels: bool = False) -> Path:

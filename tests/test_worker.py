@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-from PIL import Image
+from faults import colour_dataset
 
 from core import worker
 from core.records import ModelResult, Run, RunStatus, Status
@@ -13,20 +12,8 @@ from core.store import Store
 from core.sweep import SweepSettings
 
 
-def _tiny_dataset(root):
-    """Two classes of flat-colour 40 px images: red-ish and blue-ish, with noise."""
-    rng = np.random.default_rng(0)
-    for name, colour in (("red", (200, 40, 40)), ("blue", (40, 40, 200))):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(12):
-            pixels = np.clip(np.array(colour) + rng.normal(0, 25, (40, 40, 3)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{i}.png")
-    return root
-
-
 def test_background_worker_runs_a_sweep_and_keeps_results(tb_home, tmp_path):
-    data = _tiny_dataset(tmp_path / "data")
+    data = colour_dataset(tmp_path / "data", per_class=12, size=40)
     settings = SweepSettings(models=["MobileNet:0.25@32"], weights="none", epochs=3)
     run_id = worker.start_sweep(str(data), settings)
     active = worker.active_run()

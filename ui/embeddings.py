@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import cli_embed, embeddings, projection
+from core import cli_embed, config, embeddings, projection, workspaces
 from core.data import Dataset, load_dataset
 from core.embeddings import Embeddings
 from core.errors import DatasetError
@@ -33,7 +33,7 @@ def pick_dataset(store, preferred: str | None) -> str | None:
     known = list(dict.fromkeys([*([preferred] if preferred else []), *(run.dataset for run in store.runs())]))
     if not known:
         return None
-    return st.selectbox("Dataset", known, format_func=lambda source: Path(source).name or source)
+    return st.selectbox("Dataset", known, format_func=workspaces.display_name)
 
 
 @st.cache_resource(show_spinner="Checking every image…", max_entries=4)
@@ -188,7 +188,9 @@ def map_section(emb: Embeddings, key: str) -> int | None:
 def query_section(emb: Embeddings, model: str, clicked: int | None) -> None:
     """The k most similar images to an uploaded image, or to the image clicked on the map."""
     k = st.slider("Neighbours", 1, 30, 10)
-    upload = st.file_uploader("Find images similar to…", type=None, help="Or click a point on the map.")
+    upload = st.file_uploader(
+        "Find images similar to…", help="Or click a point on the map.", max_upload_size=config.upload_megabytes()
+    )
     if upload:
         with tempfile.TemporaryDirectory() as folder:  # decoded exactly as the dataset's images are
             path = Path(folder) / "query"

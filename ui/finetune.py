@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import worker
+from core import scheduler, worker
 from core.finetune import AUGMENT, MAX_MODELS_PER_JOB, FineTuneSettings, fine_tuned_name
 from core.progress import Progress, Stage
 from core.records import Failed, ModelResult, Result, Run, Status
@@ -13,6 +13,7 @@ from core.store import Store
 from ui import state
 from ui.charts import history_figure
 from ui.guard import page_store, plain
+from ui.live import waiting_text
 
 LEARNING_RATES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3)
 DEFAULTS = FineTuneSettings()
@@ -24,12 +25,9 @@ def tunable(results: list[Result]) -> list[ModelResult]:
     return sorted(frozen, key=lambda r: r.test_accuracy, reverse=True)
 
 
-def finetuning(run: Run, progress: Progress | None) -> bool:
-    """True while `run` is active again after its sweep, for a fine-tuning job: its progress names a model that
-    is not one of the sweep's (a fine-tuned one), or is still the finished sweep's."""
-    if not run.status.active or progress is None:
-        return False
-    return progress.stage in (Stage.DONE, Stage.CANCELLED) or progress.model not in run.models
+def finetuning(run: Run) -> bool:
+    """True while `run` is active again after its sweep, for a fine-tuning job (waiting or running)."""
+    return run.status.active and run.job is not None
 
 
 def settings_form() -> FineTuneSettings:
@@ -65,7 +63,7 @@ def finetune_panel(store: Store, run: Run, results: list[Result]) -> None:
     """Choose, start and follow a fine-tuning job on `run`."""
     st.subheader("Fine-tune")
     active = worker.active_run(store)
-    if active and active.id == run.id and finetuning(active, store.progress(run.id)):
+    if active and active.id == run.id and finetuning(active):
         live(run.id)
         return
     candidates = tunable(results)
@@ -82,13 +80,12 @@ def finetune_panel(store: Store, run: Run, results: list[Result]) -> None:
         key=f"ft-models-{run.id}",
     )
     settings = settings_form()
-    reason = active and f"Run #{active.id} is busy ({active.status}): start when it has finished."
+    reason = active and f"Run #{active.id} is {active.status}: one job at a time; start when it has finished."
     reason = reason or (not chosen and "Choose at least one model.")
     if st.button("Start fine-tuning", type="primary", icon=":material/tune:", disabled=bool(reason), key="ft-start"):
         try:
             worker.start_finetune(run.id, chosen, settings, store)
             state.set_run_id(run.id)
-            state.set_finetune_job(run.id, chosen)
             st.rerun()
         except ValueError as error:
             st.error(plain(error), icon=":material/error:")
@@ -111,10 +108,9 @@ def outcome_line(result: ModelResult) -> str:
     )
 
 
-def job_lines(run_id: int, progress: Progress | None, results: dict[str, Result]) -> None:
+def job_lines(models: list[str], progress: Progress | None, results: dict[str, Result]) -> None:
     """One line per model of the job: its result, what it is doing, or that it waits."""
     current = progress and progress.model
-    models = state.finetune_job(run_id) or ([current.removesuffix(fine_tuned_name(""))] if current else [])
     for model in models:
         name = fine_tuned_name(model)
         result = results.get(name)
@@ -129,11 +125,11 @@ def job_lines(run_id: int, progress: Progress | None, results: dict[str, Result]
             st.markdown(f":material/schedule: {name}: pending")
 
 
-def job_progress(run_id: int, progress: Progress | None) -> tuple[float, str]:
-    """The bar's fraction and caption over the whole job (each model an equal share, when the job is known)."""
-    if progress is None or progress.stage in (Stage.DONE, Stage.CANCELLED):
-        return 0.0, "0% · starting the worker"
-    job = [fine_tuned_name(model) for model in state.finetune_job(run_id)]
+def job_progress(models: list[str], progress: Progress | None) -> tuple[float, str]:
+    """The bar's fraction and caption over the whole job (each model an equal share)."""
+    if progress is None or progress.stage in (Stage.DONE, Stage.CANCELLED) or progress.model in models:
+        return 0.0, "0% · starting the worker"  # the progress left by the sweep, or by an earlier job
+    job = [fine_tuned_name(model) for model in models]
     index, count = (job.index(progress.model), len(job)) if progress.model in job else (0, 1)
     fraction = (index + progress.fraction) / count
     which = f"model {index + 1} of {count} · " if count > 1 else ""
@@ -146,14 +142,19 @@ def live(run_id: int) -> None:
     """The running job: progress bar, Cancel, one line per model and the per-epoch validation accuracy."""
     store = page_store()
     run, progress = store.run(run_id), store.progress(run_id)
-    if not run.status.active or worker.active_run(store) is None:
+    scheduler.dispatch(store)  # a worker that died meanwhile frees its slot, and the queue moves on
+    if not finetuning(run) or worker.active_run(store) is None:
         st.rerun(scope="app")  # finished: show the results without polling
-    fraction, text = job_progress(run_id, progress)
-    st.progress(fraction, text=text)
+    models = run.job["models"]
+    if waiting := waiting_text(store, run):
+        st.info(waiting, icon=":material/schedule:")
+    else:
+        fraction, text = job_progress(models, progress)
+        st.progress(fraction, text=text)
     if st.button("Cancel", icon=":material/stop:", disabled=run.cancel_requested, key="ft-cancel"):
         worker.cancel(run_id)
         st.toast("Cancelling after the current batch; models already fine-tuned are kept.")
-    job_lines(run_id, progress, {r.model: r for r in store.results(run_id)})
+    job_lines(models, progress, {r.model: r for r in store.results(run_id)})
     history = [row for row in store.history(run_id) if row["model"] not in run.models]
     if history:
         st.plotly_chart(history_figure(history, "val_accuracy"), key=f"ft-history-{run_id}")

@@ -8,18 +8,20 @@ from typing import Any
 
 import streamlit as st
 
-from core import config
+from core import config, workspaces
 from core.store import Store, StoreError, start_fresh
+from ui.workspace import current as current_workspace
 
 _INLINE = re.compile(r"([\\`*_\[\]<>~:$|{}&])")  # emphasis, code, links, HTML, strike, directives, maths, tables
 _BLOCK = re.compile(r"^(\s*\d*)([#+=>.)-])")  # what makes a heading, quote, list or rule at a line start
+_NO_WORKSPACE = "none"  # no workspace has this id (real ids are 22 characters)
 _WWW = re.compile(r"(?i)\b(www)\.")  # a bare www. address, which GitHub-flavoured Markdown would link
 
 
 def plain(text: object) -> str:
     """`text` (a file, folder or class name, or a message holding one) escaped so Markdown shows it as typed:
     no link, emphasis, colour, heading or HTML. Line breaks become spaces."""
-    escaped = _INLINE.sub(r"\\\1", " ".join(str(text).splitlines()))
+    escaped = _INLINE.sub(r"\\\1", " ".join(workspaces.redact(str(text)).splitlines()))
     return _WWW.sub(r"\1\\.", _BLOCK.sub(r"\1\\\2", escaped))
 
 
@@ -35,9 +37,11 @@ class PageStore:
         return _guarded(value) if callable(value) else value
 
 
-def page_store() -> PageStore:
-    """The store for this page run (see `PageStore`)."""
-    return PageStore(_guarded(Store)(lock_wait=config.APP_STORE_WAIT_SECONDS))
+def page_store(workspace: str | None = None) -> PageStore:
+    """The store for this page run (see `PageStore`). In hosted mode it sees only the visitor's workspace, or
+    `workspace` (a share link's); a page run that entered none sees nothing rather than everything."""
+    scope = workspace or current_workspace() or (_NO_WORKSPACE if config.hosted() else None)
+    return PageStore(_guarded(Store)(lock_wait=config.APP_STORE_WAIT_SECONDS, workspace=scope))
 
 
 def _guarded(call: Callable) -> Callable:

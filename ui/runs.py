@@ -9,6 +9,7 @@ from dataclasses import asdict
 import pandas as pd
 import streamlit as st
 
+from core import config, workspaces
 from core.progress import Progress, clock
 from core.records import FineTuning, ModelResult, NotRun, Result, Run, ScreenedOut, Status, latency_column
 from core.runtimes import ENGINES
@@ -95,6 +96,7 @@ RESULT_COLUMNS = [
     "params",
     "size_mb",
     "runtime",
+    "device",
     *map(latency_column, ENGINES),
     "throughput_ips",
     "input_size",
@@ -147,6 +149,7 @@ def results_table(results: list[ModelResult]) -> None:
             **latency_columns,
             "throughput_ips": number("images/s (batch 32)", format="%.0f", help="in the runtime used"),
             "input_size": "input (px)",
+            "device": st.column_config.TextColumn("device", help="where the features were computed: CPU or GPU"),
         },
     )
     for kept in (r for r in results if r.fine_tuning and r.fine_tuning.kept_frozen):
@@ -196,6 +199,10 @@ def per_class_table(result: ModelResult, where=st) -> None:
 
 
 def results_csv(results: list[Result]) -> str:
-    """Every result of a run as CSV rows: trained models in full, the others with what they have."""
+    """Every result of a run as CSV rows: trained models in full, the others with what they have. A hosted
+    app's leaves out where the files are on the server."""
     rows = [r.row() if isinstance(r, ModelResult) else asdict(r) for r in results]
-    return pd.DataFrame(rows).to_csv(index=False)
+    table = pd.DataFrame(rows)
+    if config.hosted():
+        table = table.drop(columns=["head_path", "model_path"], errors="ignore")
+    return workspaces.redact(table.to_csv(index=False))

@@ -11,7 +11,6 @@ _MODELS = "models"  # the chosen model ids, kept for the Train page
 _RUN_ID = "run_id"  # the run last started or looked at
 _HOLDOUT = "holdout"
 _SEED = "seed"
-_FINETUNE_JOB = "finetune_job"  # (run id, models) of the fine-tuning job started in this session
 MODELS_WIDGET = "models_widget"  # the Models page's multiselect, which owns its own key
 UNTRAINED_WIDGET = "untrained_widget"  # the Train page's choice of models to run without ImageNet weights
 
@@ -55,16 +54,6 @@ def seed() -> int:
 def set_holdout_and_seed(holdout: float, seed: int) -> None:
     """The Train page's choices, which the Data page's checks use too."""
     st.session_state[_HOLDOUT], st.session_state[_SEED] = holdout, int(seed)
-
-
-def finetune_job(run_id: int) -> list[str]:
-    """The models of the fine-tuning job this session started on `run_id` (none known: [])."""
-    job = st.session_state.get(_FINETUNE_JOB)
-    return list(job[1]) if job and job[0] == run_id else []
-
-
-def set_finetune_job(run_id: int, models: list[str]) -> None:
-    st.session_state[_FINETUNE_JOB] = (run_id, list(models))
 
 
 def untrained() -> list[str]:
